@@ -1,0 +1,5 @@
+//! Flow Playground: watch a generative model learn. Flow matching and denoising score
+//! matching on 2-D toy data, with exact marginals beside learned fields.
+
+pub mod core;
+pub mod nn;
