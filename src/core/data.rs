@@ -16,7 +16,7 @@ use super::path::Vec2;
 use super::rng::{Rng, stream};
 
 /// How many points a toy set that is not a Gaussian mixture is drawn into for training.
-pub const TOY_POINTS: usize = 2048;
+pub const TOY_POINTS: usize = 8192;
 /// The fewest points a user set may have.
 pub const MIN_POINTS: usize = 8;
 /// The most points a user set may have (the exact marginals cost O(points) per query).

@@ -91,19 +91,30 @@ pub struct Quality {
     pub energy_ceiling: f64,
 }
 
-/// Scores `samples` (model coordinates) against `data`.
+/// How many fresh sets the floors are averaged over (one draw is too noisy to divide by).
+pub const FLOOR_DRAWS: u32 = 4;
+
+/// Scores `samples` (model coordinates) against `data`: each metric against one fresh
+/// reference set of the same size, its floor the mean over [`FLOOR_DRAWS`] other fresh
+/// sets against that reference, its ceiling `N(0, I)` against it.
 pub fn evaluate(data: &DataSet, samples: &[Vec2], seed: u32) -> Quality {
     let n = samples.len().max(1);
-    let reference = data.fresh(n, seed.wrapping_mul(2).wrapping_add(1));
-    let other = data.fresh(n, seed.wrapping_mul(2).wrapping_add(2));
+    let base = seed.wrapping_mul(FLOOR_DRAWS + 1);
+    let reference = data.fresh(n, base);
+    let (mut sw_floor, mut e_floor) = (0.0, 0.0);
+    for j in 1..=FLOOR_DRAWS {
+        let other = data.fresh(n, base.wrapping_add(j));
+        sw_floor += sliced_w2(&other, &reference) / FLOOR_DRAWS as f64;
+        e_floor += energy_distance(&other, &reference) / FLOOR_DRAWS as f64;
+    }
     let mut rng = Rng::new(seed, stream::METRIC ^ 0x55);
     let noise: Vec<Vec2> = (0..n).map(|_| [rng.normal(), rng.normal()]).collect();
     Quality {
         sliced_w2: sliced_w2(samples, &reference),
-        sliced_w2_floor: sliced_w2(&other, &reference),
+        sliced_w2_floor: sw_floor,
         sliced_w2_ceiling: sliced_w2(&noise, &reference),
         energy: energy_distance(samples, &reference),
-        energy_floor: energy_distance(&other, &reference),
+        energy_floor: e_floor,
         energy_ceiling: energy_distance(&noise, &reference),
     }
 }

@@ -1,0 +1,433 @@
+//! The headless command line: `train` and `bench` print JSON summaries for scripts,
+//! tests and benchmarks. Bad input gives one line on stderr and exit code 2.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use serde_json::{Value, json};
+use web_time::Instant;
+
+use crate::core::data::{self, DataSet, Toy};
+use crate::core::metrics;
+use crate::core::path::Loss;
+use crate::core::schedule::{Diffusion, Schedule, SigmaMode};
+use crate::engine::cpu::CpuTrainer;
+use crate::engine::sampler::{self, Model, SamplerConfig, SamplerKind};
+use crate::engine::{TrainConfig, worker_count};
+use crate::nn::layout::{Activation, MlpConfig, TimeFeatures};
+
+/// How a command ended badly.
+#[derive(Debug)]
+pub enum CliError {
+    /// The user's input: exit code 2.
+    Usage(String),
+    /// The run itself failed (divergence, a file that cannot be written): exit code 1.
+    Failed(String),
+}
+
+impl CliError {
+    /// The process exit code.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Failed(_) => 1,
+        }
+    }
+
+    /// The one line for stderr.
+    pub fn message(&self) -> &str {
+        match self {
+            CliError::Usage(m) | CliError::Failed(m) => m,
+        }
+    }
+}
+
+/// The usage text.
+pub const USAGE: &str = "\
+flow-playground: watch a generative model learn (flow matching, score matching)
+
+USAGE:
+  flow-playground train [OPTIONS]   train on the CPU engine, sample, score; --json for a summary
+  flow-playground bench [--json]    training throughput at batch 1024 and 4096
+  flow-playground help              this text
+
+TRAIN OPTIONS (defaults in brackets):
+  --dataset NAME        moons, 8gaussians, checkerboard, circles, spirals, swissroll, gmm5 [moons]
+  --data-file FILE.csv  train on your own points (x,y per line, header optional)
+  --loss L              cfm, dsm, dsm-eps [cfm]
+  --schedule S          condot, cosine, sqrt-beta, poly:K [condot]
+  --steps N             training steps [3000]
+  --batch N             rows per step [1024]
+  --width N             hidden width [128]
+  --depth N             hidden layers [3]
+  --activation A        silu, relu, tanh [silu]
+  --time-features F     sinusoidal, raw [sinusoidal]
+  --lr X                Adam learning rate [0.001]
+  --seed N              seeds the model, the batches and the sampler [0]
+  --ema D               decay of the parameter average the sampler uses, 0 = off [0.99]
+  --sampler K           ode, heun, sde [ode]
+  --sigma X             diffusion scale for sde, >= 0 [1]
+  --sigma-mode M        const, beta [const]
+  --sample-steps N      integration steps [100]
+  --samples N           samples drawn and scored [4096]
+  --samples-out FILE    write the samples as CSV in the data's own coordinates
+  --json                print one JSON summary as the last line
+";
+
+/// Parsed `--flag value` pairs and bare `--switch`es.
+struct Flags {
+    values: BTreeMap<String, String>,
+    switches: Vec<String>,
+}
+
+impl Flags {
+    fn parse(args: &[String], with_value: &[&str], switches: &[&str]) -> Result<Self, CliError> {
+        let mut values = BTreeMap::new();
+        let mut found = Vec::new();
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let Some(body) = arg.strip_prefix("--") else {
+                return Err(CliError::Usage(format!(
+                    "unexpected argument '{arg}' (see 'flow-playground help')"
+                )));
+            };
+            let (name, inline) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (body, None),
+            };
+            if switches.contains(&name) {
+                found.push(name.to_string());
+            } else if with_value.contains(&name) {
+                let v = match inline {
+                    Some(v) => v,
+                    None => it
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| CliError::Usage(format!("--{name} needs a value")))?,
+                };
+                values.insert(name.to_string(), v);
+            } else {
+                return Err(CliError::Usage(format!(
+                    "unknown flag '--{name}' (see 'flow-playground help')"
+                )));
+            }
+        }
+        Ok(Flags {
+            values,
+            switches: found,
+        })
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.switches.iter().any(|s| s == name)
+    }
+
+    fn get<T: FromStr>(&self, name: &str, default: T) -> Result<T, CliError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.values.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|e| CliError::Usage(format!("--{name} '{v}': {e}"))),
+        }
+    }
+
+    fn positive(&self, name: &str, default: usize) -> Result<usize, CliError> {
+        let v: i64 = self.get(name, default as i64)?;
+        if v <= 0 {
+            return Err(CliError::Usage(format!(
+                "--{name} must be a positive integer, got {v}"
+            )));
+        }
+        Ok(v as usize)
+    }
+}
+
+/// The settings of `train`.
+#[derive(Clone, Debug)]
+pub struct TrainArgs {
+    /// The engine's configuration.
+    pub config: TrainConfig,
+    /// Training steps.
+    pub steps: usize,
+    /// The data.
+    pub data: DataSet,
+    /// The sampler.
+    pub sampler: SamplerConfig,
+    /// Samples to draw and score.
+    pub samples: usize,
+    /// Where to write them.
+    pub samples_out: Option<String>,
+    /// Print the JSON summary.
+    pub json: bool,
+}
+
+const TRAIN_VALUES: &[&str] = &[
+    "dataset",
+    "data-file",
+    "loss",
+    "schedule",
+    "steps",
+    "batch",
+    "width",
+    "depth",
+    "activation",
+    "time-features",
+    "lr",
+    "seed",
+    "ema",
+    "sampler",
+    "sigma",
+    "sigma-mode",
+    "sample-steps",
+    "samples",
+    "samples-out",
+];
+
+/// Parses the arguments after `train`.
+pub fn parse_train(args: &[String]) -> Result<TrainArgs, CliError> {
+    let f = Flags::parse(args, TRAIN_VALUES, &["json"])?;
+    let seed: u32 = f.get("seed", 0)?;
+    if f.values.contains_key("dataset") && f.values.contains_key("data-file") {
+        return Err(CliError::Usage(
+            "give either --dataset or --data-file, not both".into(),
+        ));
+    }
+    let data = match f.values.get("data-file") {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::Usage(format!("--data-file '{path}': {e}")))?;
+            let points =
+                data::parse_csv(&text).map_err(|e| CliError::Usage(format!("{path}: {e}")))?;
+            let name = std::path::Path::new(path)
+                .file_name()
+                .map_or_else(|| path.clone(), |n| n.to_string_lossy().into_owned());
+            DataSet::user(&name, points).map_err(|e| CliError::Usage(format!("{path}: {e}")))?
+        }
+        None => DataSet::toy(f.get("dataset", Toy::Moons)?, seed),
+    };
+    let lr: f32 = f.get("lr", 1e-3)?;
+    let sigma: f32 = f.get("sigma", 1.0)?;
+    if !(sigma.is_finite() && sigma >= 0.0) {
+        return Err(CliError::Usage(format!(
+            "--sigma must be a finite number >= 0, got {sigma}"
+        )));
+    }
+    let config = TrainConfig {
+        loss: f.get("loss", Loss::Cfm)?,
+        schedule: f.get("schedule", Schedule::CondOt)?,
+        mlp: MlpConfig {
+            width: f.positive("width", 128)?,
+            depth: f.positive("depth", 3)?,
+            activation: f.get("activation", Activation::Silu)?,
+            time: f.get("time-features", TimeFeatures::Sinusoidal)?,
+        },
+        batch: f.positive("batch", 1024)?,
+        lr,
+        seed,
+        ema: f.get("ema", 0.99)?,
+    };
+    config
+        .validate()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let sample_steps = f.positive("sample-steps", 100)?;
+    if sample_steps > 100_000 {
+        return Err(CliError::Usage(
+            "--sample-steps must be at most 100000".into(),
+        ));
+    }
+    let samples = f.positive("samples", 4096)?;
+    if samples > 10_000_000 {
+        return Err(CliError::Usage("--samples must be at most 10000000".into()));
+    }
+    Ok(TrainArgs {
+        config,
+        steps: f.positive("steps", 3000)?,
+        data,
+        sampler: SamplerConfig {
+            kind: f.get("sampler", SamplerKind::Ode)?,
+            steps: sample_steps as u32,
+            diffusion: Diffusion {
+                sigma,
+                mode: f.get("sigma-mode", SigmaMode::Const)?,
+            },
+            seed,
+        },
+        samples,
+        samples_out: f.values.get("samples-out").cloned(),
+        json: f.has("json"),
+    })
+}
+
+/// Trains, samples and scores; returns the JSON summary.
+pub fn run_train(a: &TrainArgs) -> Result<Value, CliError> {
+    let mut trainer = CpuTrainer::new(a.config).map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut losses = Vec::with_capacity(a.steps);
+    let start = Instant::now();
+    let report_every = (a.steps / 10).max(1);
+    for s in 0..a.steps {
+        let loss = trainer
+            .step(&a.data)
+            .map_err(|e| CliError::Failed(e.to_string()))?;
+        losses.push(loss);
+        if (s + 1) % report_every == 0 && !a.json {
+            let el = start.elapsed().as_secs_f64();
+            eprintln!(
+                "step {:>6}/{}  loss {:.4}  {:.0} steps/s",
+                s + 1,
+                a.steps,
+                mean_tail(&losses, 100),
+                (s + 1) as f64 / el
+            );
+        }
+    }
+    let train_seconds = start.elapsed().as_secs_f64();
+    let pair = trainer.loss_pair(&a.data, u32::MAX, 1024);
+
+    let model = Model {
+        layout: trainer.layout(),
+        params: trainer.ema_params(),
+        loss: a.config.loss,
+        schedule: a.config.schedule,
+    };
+    let t0 = Instant::now();
+    let samples = sampler::sample(model, a.sampler, a.samples);
+    let sample_seconds = t0.elapsed().as_secs_f64();
+    if samples
+        .iter()
+        .any(|p| !(p[0].is_finite() && p[1].is_finite()))
+    {
+        return Err(CliError::Failed(
+            "sampling produced non-finite points: the model diverged or sigma is too large".into(),
+        ));
+    }
+    let q = metrics::evaluate(&a.data, &samples, a.config.seed.wrapping_add(1000));
+    if let Some(path) = &a.samples_out {
+        let pts: Vec<_> = samples
+            .iter()
+            .map(|&p| a.data.normalizer.data_from_model(p))
+            .collect();
+        std::fs::write(path, data::to_csv(&pts))
+            .map_err(|e| CliError::Failed(format!("--samples-out '{path}': {e}")))?;
+    }
+    let c = &a.config;
+    Ok(json!({
+        "dataset": a.data.name(),
+        "loss": c.loss.to_string(),
+        "schedule": c.schedule.to_string(),
+        "steps": a.steps,
+        "batch": c.batch,
+        "width": c.mlp.width,
+        "depth": c.mlp.depth,
+        "activation": c.mlp.activation.to_string(),
+        "time_features": c.mlp.time.to_string(),
+        "lr": c.lr,
+        "seed": c.seed,
+        "ema": c.ema,
+        "backend": "cpu",
+        "threads": worker_count(c.batch, 256),
+        "train_seconds": train_seconds,
+        "steps_per_second": a.steps as f64 / train_seconds,
+        "final_loss": mean_tail(&losses, 100),
+        "probe_l_cfm": pair.conditional,
+        "probe_l_fm": pair.marginal,
+        "sampler": a.sampler.kind.to_string(),
+        "sigma": a.sampler.diffusion.sigma,
+        "sigma_mode": a.sampler.diffusion.mode.to_string(),
+        "sample_steps": a.sampler.steps,
+        "samples": a.samples,
+        "sample_seconds": sample_seconds,
+        "sliced_w2": q.sliced_w2,
+        "sliced_w2_floor": q.sliced_w2_floor,
+        "sliced_w2_ceiling": q.sliced_w2_ceiling,
+        "energy": q.energy,
+        "energy_floor": q.energy_floor,
+        "energy_ceiling": q.energy_ceiling,
+    }))
+}
+
+fn mean_tail(xs: &[f32], n: usize) -> f64 {
+    let tail = &xs[xs.len().saturating_sub(n)..];
+    tail.iter().map(|&x| x as f64).sum::<f64>() / tail.len().max(1) as f64
+}
+
+/// Training throughput of the CPU engine for one shape.
+pub fn bench_cpu(width: usize, depth: usize, batch: usize, min_seconds: f64) -> Value {
+    let config = TrainConfig {
+        mlp: MlpConfig {
+            width,
+            depth,
+            ..MlpConfig::default()
+        },
+        batch,
+        ..TrainConfig::default()
+    };
+    let data = DataSet::toy(Toy::Moons, 0);
+    let Ok(mut trainer) = CpuTrainer::new(config) else {
+        return json!({"error": "invalid bench shape"});
+    };
+    for _ in 0..5 {
+        let _ = trainer.step(&data);
+    }
+    let start = Instant::now();
+    let mut steps = 0usize;
+    while steps < 20 || start.elapsed().as_secs_f64() < min_seconds {
+        let _ = trainer.step(&data);
+        steps += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let sps = steps as f64 / secs;
+    json!({
+        "backend": "cpu",
+        "width": width,
+        "depth": depth,
+        "batch": batch,
+        "threads": worker_count(batch, 256),
+        "steps_per_second": sps,
+        "gflops": trainer.layout().train_flops(batch) * sps / 1e9,
+    })
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main(args: &[String]) -> i32 {
+    let result = match args.first().map(String::as_str) {
+        Some("train") => parse_train(&args[1..]).and_then(|a| {
+            let v = run_train(&a)?;
+            if a.json {
+                println!("{v}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            }
+            Ok(())
+        }),
+        Some("bench") => Flags::parse(&args[1..], &["seconds"], &["json"]).and_then(|f| {
+            let secs: f64 = f.get("seconds", 2.0)?;
+            let mut rows = Vec::new();
+            for batch in [1024, 4096] {
+                let r = bench_cpu(128, 3, batch, secs);
+                if !f.has("json") {
+                    eprintln!("{r}");
+                }
+                rows.push(r);
+            }
+            println!("{}", json!({ "bench": rows }));
+            Ok(())
+        }),
+        Some("help" | "--help" | "-h") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(CliError::Usage(format!(
+            "unknown command '{other}' (expected train, bench or help)"
+        ))),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {}", e.message());
+            e.exit_code()
+        }
+    }
+}
