@@ -418,7 +418,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<Vec2>, DataError> {
             continue;
         }
         let fields: Vec<&str> = line
-            .split(|c: char| c == ',' || c == ';' || c == '\t' || c == ' ')
+            .split([',', ';', '\t', ' '])
             .filter(|f| !f.is_empty())
             .collect();
         let parsed: Option<Vec<f64>> = fields.iter().map(|f| f.parse::<f64>().ok()).collect();

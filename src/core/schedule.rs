@@ -11,10 +11,11 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// A noise schedule `alpha_t, beta_t`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum Schedule {
     /// CondOT / linear: `alpha = t`, `beta = 1 - t`. The default.
+    #[default]
     CondOt,
     /// Cosine (variance preserving): `alpha = sin(pi t / 2)`, `beta = cos(pi t / 2)`.
     Cosine,
@@ -36,12 +37,6 @@ pub struct Coeffs {
     pub alpha_dot: f32,
     /// `d beta / dt`
     pub beta_dot: f32,
-}
-
-impl Default for Schedule {
-    fn default() -> Self {
-        Self::CondOt
-    }
 }
 
 impl Schedule {

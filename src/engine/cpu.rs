@@ -115,6 +115,22 @@ impl CpuTrainer {
         &self.adam
     }
 
+    /// Replaces the parameters (same layout) and restarts Adam and the average from
+    /// them: for loading a model, or giving two backends the same start.
+    pub fn set_params(&mut self, params: &[f32]) -> Result<(), EngineError> {
+        if params.len() != self.layout.n_params {
+            return Err(EngineError::Invalid(format!(
+                "expected {} parameters, got {}",
+                self.layout.n_params,
+                params.len()
+            )));
+        }
+        self.params.copy_from_slice(params);
+        self.ema.copy_from_slice(params);
+        self.adam = Adam::new(params.len());
+        Ok(())
+    }
+
     /// Steps applied so far.
     pub fn steps_done(&self) -> u64 {
         self.steps_done

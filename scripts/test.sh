@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine for the tests, then runs all of them: formatting, clippy
+# (native and wasm32), and the test suite in release mode (the learning tests train
+# real models).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! rustup target list --installed | grep -q wasm32-unknown-unknown; then
+  rustup target add wasm32-unknown-unknown
+fi
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== clippy (native)"
+cargo clippy --release --all-targets -- -D warnings
+echo "== clippy (wasm32 library)"
+cargo clippy --release --lib --target wasm32-unknown-unknown -- -D warnings
+echo "== cargo test --release"
+cargo test --release
