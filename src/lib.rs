@@ -4,4 +4,5 @@
 pub mod cli;
 pub mod core;
 pub mod engine;
+pub mod gpu;
 pub mod nn;

@@ -6,6 +6,7 @@
 //! twin draws the same rows.
 
 pub mod cpu;
+pub mod gpu;
 pub mod sampler;
 
 use serde::{Deserialize, Serialize};

@@ -95,13 +95,22 @@ impl TimeFeatures {
             Self::Raw => out[0] = t,
             Self::Sinusoidal => {
                 for k in 0..TIME_FREQUENCIES {
-                    let a = t * (1u32 << k) as f32;
+                    let a = time_angle(t, k);
                     out[k] = a.sin();
                     out[TIME_FREQUENCIES + k] = a.cos();
                 }
             }
         }
     }
+}
+
+/// `2^k t` reduced to about `[-pi, pi]` (the shaders do the same: GPU `sin` is only
+/// accurate there).
+#[inline]
+pub fn time_angle(t: f32, k: usize) -> f32 {
+    use std::f32::consts::TAU;
+    let a = t * (1u32 << k) as f32;
+    a - TAU * (a / TAU).round()
 }
 
 impl fmt::Display for TimeFeatures {

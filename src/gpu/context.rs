@@ -1,0 +1,105 @@
+//! The device: eframe's (the app) or one made here (tests, the command line).
+
+use thiserror::Error;
+
+/// Why no GPU backend is available.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum GpuError {
+    /// No adapter at all.
+    #[error("no GPU adapter found")]
+    NoAdapter,
+    /// The adapter cannot run compute shaders (WebGL2 and GL devices).
+    #[error("the adapter '{0}' cannot run compute shaders")]
+    NoCompute(String),
+    /// Device creation failed.
+    #[error("could not create a device: {0}")]
+    Device(String),
+    /// The model does not fit the device's buffer limits.
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+/// A device and queue with what was learnt about the adapter.
+#[derive(Clone, Debug)]
+pub struct GpuContext {
+    /// The device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// Adapter name, backend and type.
+    pub info: wgpu::AdapterInfo,
+}
+
+impl GpuContext {
+    /// Wraps a device someone else made (eframe's). Checks that it can compute.
+    pub fn from_device(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        downlevel: wgpu::DownlevelCapabilities,
+    ) -> Result<Self, GpuError> {
+        if !downlevel
+            .flags
+            .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+            || device.limits().max_compute_invocations_per_workgroup < 256
+        {
+            return Err(GpuError::NoCompute(info.name.clone()));
+        }
+        Ok(GpuContext {
+            device,
+            queue,
+            info,
+        })
+    }
+
+    /// Whether the adapter is a CPU emulation (lavapipe, SwiftShader, llvmpipe).
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// A short description: "name (backend, type)".
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
+    }
+
+    /// Makes a device of its own (native only), with `Limits::default()` or, with
+    /// `adapter_limits`, all that the adapter offers.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn headless(adapter_limits: bool) -> Result<Self, GpuError> {
+        pollster::block_on(Self::headless_async(adapter_limits))
+    }
+
+    /// See [`GpuContext::headless`].
+    pub async fn headless_async(adapter_limits: bool) -> Result<Self, GpuError> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                apply_limit_buckets: false,
+            })
+            .await
+            .map_err(|_| GpuError::NoAdapter)?;
+        let info = adapter.get_info();
+        let downlevel = adapter.get_downlevel_capabilities();
+        let required_limits = if adapter_limits {
+            adapter.limits()
+        } else {
+            wgpu::Limits::default()
+        };
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("flow-playground headless"),
+                required_limits,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+        Self::from_device(device, queue, info, downlevel)
+    }
+}

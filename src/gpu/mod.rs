@@ -1,0 +1,4 @@
+//! GPU plumbing: devices, shader source, buffers.
+
+pub mod context;
+pub mod shaders;
