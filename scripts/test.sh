@@ -11,6 +11,14 @@ fi
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 
+# Software Vulkan (Mesa's lavapipe) for the GPU tests: a real adapter without a GPU.
+if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq mesa-vulkan-drivers >/dev/null
+fi
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+
 echo "== cargo fmt --check"
 cargo fmt --check
 echo "== clippy (native)"

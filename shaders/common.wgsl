@@ -42,7 +42,8 @@ struct Globals {
 }
 
 // One matrix product C (m x n) = A (m x k) B (k x n) over arena offsets and strides.
-// A reads 1.0 in row `a_one_m` or column `a_one_k` (the bias trick: [X | 1] [W; b]).
+// Activations are stored with a trailing column of ones, so the bias is one more row
+// of the weight matrix ([X | 1] [W; b]) and the products need no special cases.
 struct Gemm {
     m: u32,
     n: u32,
@@ -51,19 +52,15 @@ struct Gemm {
     a_off: u32,
     a_rs: u32,
     a_cs: u32,
-    a_one_m: u32,
+    d_rs: u32,
     b_off: u32,
     b_rs: u32,
     b_cs: u32,
-    a_one_k: u32,
-    c_off: u32,
     c_rs: u32,
+    c_off: u32,
     d_off: u32,
     k_chunk: u32,
     c_chunk_stride: u32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> arena: array<f32>;

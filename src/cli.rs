@@ -11,9 +11,11 @@ use crate::core::data::{self, DataSet, Toy};
 use crate::core::metrics;
 use crate::core::path::Loss;
 use crate::core::schedule::{Diffusion, Schedule, SigmaMode};
-use crate::engine::cpu::CpuTrainer;
+use crate::engine::cpu::{self, CpuTrainer};
+use crate::engine::gpu::GpuTrainer;
 use crate::engine::sampler::{self, Model, SamplerConfig, SamplerKind};
-use crate::engine::{TrainConfig, worker_count};
+use crate::engine::{BackendChoice, TrainConfig, Trainer, measure, select_trainer, worker_count};
+use crate::gpu::context::GpuContext;
 use crate::nn::layout::{Activation, MlpConfig, TimeFeatures};
 
 /// How a command ended badly.
@@ -47,8 +49,8 @@ pub const USAGE: &str = "\
 flow-playground: watch a generative model learn (flow matching, score matching)
 
 USAGE:
-  flow-playground train [OPTIONS]   train on the CPU engine, sample, score; --json for a summary
-  flow-playground bench [--json]    training throughput at batch 1024 and 4096
+  flow-playground train [OPTIONS]   train, sample, score; --json for a one-line summary
+  flow-playground bench [--json]    training throughput of both backends, and their ratio
   flow-playground help              this text
 
 TRAIN OPTIONS (defaults in brackets):
@@ -65,6 +67,7 @@ TRAIN OPTIONS (defaults in brackets):
   --lr X                Adam learning rate [0.001]
   --seed N              seeds the model, the batches and the sampler [0]
   --ema D               decay of the parameter average the sampler uses, 0 = off [0.99]
+  --backend B           auto, gpu, cpu [auto: a hardware GPU; a software one only if faster]
   --sampler K           ode, heun, sde [ode]
   --sigma X             diffusion scale for sde, >= 0 [1]
   --sigma-mode M        const, beta [const]
@@ -162,6 +165,8 @@ pub struct TrainArgs {
     pub samples_out: Option<String>,
     /// Print the JSON summary.
     pub json: bool,
+    /// Which backend to train on.
+    pub backend: BackendChoice,
 }
 
 const TRAIN_VALUES: &[&str] = &[
@@ -178,6 +183,7 @@ const TRAIN_VALUES: &[&str] = &[
     "lr",
     "seed",
     "ema",
+    "backend",
     "sampler",
     "sigma",
     "sigma-mode",
@@ -258,37 +264,54 @@ pub fn parse_train(args: &[String]) -> Result<TrainArgs, CliError> {
         samples,
         samples_out: f.values.get("samples-out").cloned(),
         json: f.has("json"),
+        backend: f.get("backend", BackendChoice::Auto)?,
     })
 }
 
 /// Trains, samples and scores; returns the JSON summary.
 pub fn run_train(a: &TrainArgs) -> Result<Value, CliError> {
-    let mut trainer = CpuTrainer::new(a.config).map_err(|e| CliError::Usage(e.to_string()))?;
+    let (mut trainer, info) =
+        select_trainer(a.backend, a.config, &a.data).map_err(CliError::Failed)?;
+    if !a.json {
+        eprintln!(
+            "backend: {} on {} ({})",
+            info.backend, info.adapter, info.reason
+        );
+    }
     let mut losses = Vec::with_capacity(a.steps);
     let start = Instant::now();
     let report_every = (a.steps / 10).max(1);
-    for s in 0..a.steps {
-        let loss = trainer
-            .step(&a.data)
+    while losses.len() < a.steps {
+        let n = report_every.min(a.steps - losses.len()) as u32;
+        let got = trainer
+            .run_steps(&a.data, n)
             .map_err(|e| CliError::Failed(e.to_string()))?;
-        losses.push(loss);
-        if (s + 1) % report_every == 0 && !a.json {
+        losses.extend(got);
+        if !a.json {
             let el = start.elapsed().as_secs_f64();
             eprintln!(
                 "step {:>6}/{}  loss {:.4}  {:.0} steps/s",
-                s + 1,
+                losses.len(),
                 a.steps,
                 mean_tail(&losses, 100),
-                (s + 1) as f64 / el
+                losses.len() as f64 / el
             );
         }
     }
     let train_seconds = start.elapsed().as_secs_f64();
-    let pair = trainer.loss_pair(&a.data, u32::MAX, 1024);
-
+    let params = trainer.params();
+    let pair = cpu::loss_pair(
+        trainer.layout(),
+        &params,
+        &a.config,
+        &a.data,
+        u32::MAX,
+        1024,
+    );
+    let sampling = trainer.sampling_params();
     let model = Model {
         layout: trainer.layout(),
-        params: trainer.ema_params(),
+        params: &sampling,
         loss: a.config.loss,
         schedule: a.config.schedule,
     };
@@ -326,8 +349,9 @@ pub fn run_train(a: &TrainArgs) -> Result<Value, CliError> {
         "lr": c.lr,
         "seed": c.seed,
         "ema": c.ema,
-        "backend": "cpu",
-        "threads": worker_count(c.batch, 256),
+        "backend": info.backend,
+        "adapter": info.adapter,
+        "backend_reason": info.reason,
         "train_seconds": train_seconds,
         "steps_per_second": a.steps as f64 / train_seconds,
         "final_loss": mean_tail(&losses, 100),
@@ -353,41 +377,91 @@ fn mean_tail(xs: &[f32], n: usize) -> f64 {
     tail.iter().map(|&x| x as f64).sum::<f64>() / tail.len().max(1) as f64
 }
 
-/// Training throughput of the CPU engine for one shape.
-pub fn bench_cpu(width: usize, depth: usize, batch: usize, min_seconds: f64) -> Value {
-    let config = TrainConfig {
-        mlp: MlpConfig {
-            width,
-            depth,
-            ..MlpConfig::default()
-        },
-        batch,
-        ..TrainConfig::default()
-    };
+/// Steps timed so that each measurement lasts about `seconds`.
+fn timed_steps(trainer: &mut Trainer, data: &DataSet, seconds: f64) -> Result<f64, String> {
+    let probe = measure(trainer, data, 2, 3).map_err(|e| e.to_string())?;
+    let steps = ((probe * seconds) as u32).clamp(3, 2000);
+    measure(trainer, data, 0, steps).map_err(|e| e.to_string())
+}
+
+/// Training throughput of both backends at 3 x 128 and 4 x 256, batch 1024 and 4096,
+/// in one run, with the GPU/CPU ratio; and the WGSL matrix product alone.
+pub fn bench(seconds: f64, verbose: bool) -> Value {
     let data = DataSet::toy(Toy::Moons, 0);
-    let Ok(mut trainer) = CpuTrainer::new(config) else {
-        return json!({"error": "invalid bench shape"});
+    let ctx = GpuContext::headless(true);
+    let adapter = match &ctx {
+        Ok(c) => c.describe(),
+        Err(e) => format!("none ({e})"),
     };
-    for _ in 0..5 {
-        let _ = trainer.step(&data);
+    let mut rows = Vec::new();
+    let mut gemm = Vec::new();
+    for (width, depth) in [(128, 3), (256, 4)] {
+        for batch in [1024, 4096] {
+            let config = TrainConfig {
+                mlp: MlpConfig {
+                    width,
+                    depth,
+                    ..MlpConfig::default()
+                },
+                batch,
+                ..TrainConfig::default()
+            };
+            let flops = crate::nn::layout::Layout::new(config.mlp)
+                .map(|l| l.train_flops(batch))
+                .unwrap_or(0.0);
+            let cpu_sps = CpuTrainer::new(config)
+                .map_err(|e| e.to_string())
+                .and_then(|t| timed_steps(&mut Trainer::Cpu(Box::new(t)), &data, seconds));
+            let gpu = match &ctx {
+                Ok(ctx) => {
+                    GpuTrainer::new(ctx.clone(), config, &data, None).map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            let mut gpu_row = json!(null);
+            let mut gpu_sps = None;
+            if let Ok(g) = gpu {
+                if (width, depth, batch) == (128, 3, 1024) {
+                    // The hidden 128 x 128 product of the forward pass, alone.
+                    for (i, (name, shape)) in g.plan_summary().iter().enumerate() {
+                        if let Some([m, n, k]) = shape
+                            && *m == 1024
+                            && *n == 128
+                            && *k == 129
+                            && let Some((secs, fl)) = g.time_dispatch(i, 50)
+                        {
+                            gemm.push(json!({
+                                "kernel": name,
+                                "shape": format!("({m} x {k}) x ({k} x {n})"),
+                                "gflops": fl / secs / 1e9,
+                            }));
+                            break;
+                        }
+                    }
+                }
+                let mut t = Trainer::Gpu(Box::new(g));
+                if let Ok(sps) = timed_steps(&mut t, &data, seconds) {
+                    gpu_sps = Some(sps);
+                    gpu_row = json!({"steps_per_second": sps, "gflops": flops * sps / 1e9});
+                }
+            }
+            let cpu_sps = cpu_sps.unwrap_or(f64::NAN);
+            let row = json!({
+                "width": width,
+                "depth": depth,
+                "batch": batch,
+                "cpu": {"steps_per_second": cpu_sps, "gflops": flops * cpu_sps / 1e9,
+                        "threads": worker_count(batch, 256)},
+                "gpu": gpu_row,
+                "gpu_over_cpu": gpu_sps.map(|g| g / cpu_sps),
+            });
+            if verbose {
+                eprintln!("{row}");
+            }
+            rows.push(row);
+        }
     }
-    let start = Instant::now();
-    let mut steps = 0usize;
-    while steps < 20 || start.elapsed().as_secs_f64() < min_seconds {
-        let _ = trainer.step(&data);
-        steps += 1;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let sps = steps as f64 / secs;
-    json!({
-        "backend": "cpu",
-        "width": width,
-        "depth": depth,
-        "batch": batch,
-        "threads": worker_count(batch, 256),
-        "steps_per_second": sps,
-        "gflops": trainer.layout().train_flops(batch) * sps / 1e9,
-    })
+    json!({ "adapter": adapter, "train": rows, "wgsl_gemm": gemm })
 }
 
 /// Runs the command line; returns the process exit code.
@@ -403,16 +477,11 @@ pub fn main(args: &[String]) -> i32 {
             Ok(())
         }),
         Some("bench") => Flags::parse(&args[1..], &["seconds"], &["json"]).and_then(|f| {
-            let secs: f64 = f.get("seconds", 2.0)?;
-            let mut rows = Vec::new();
-            for batch in [1024, 4096] {
-                let r = bench_cpu(128, 3, batch, secs);
-                if !f.has("json") {
-                    eprintln!("{r}");
-                }
-                rows.push(r);
+            let secs: f64 = f.get("seconds", 1.5)?;
+            if !(secs.is_finite() && secs > 0.0) {
+                return Err(CliError::Usage("--seconds must be positive".into()));
             }
-            println!("{}", json!({ "bench": rows }));
+            println!("{}", bench(secs, !f.has("json")));
             Ok(())
         }),
         Some("help" | "--help" | "-h") | None => {

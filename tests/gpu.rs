@@ -11,20 +11,17 @@ use flow_playground::gpu::context::GpuContext;
 use flow_playground::nn::cpu::{Workspace, backward, forward};
 use flow_playground::nn::layout::{Activation, MlpConfig, TimeFeatures};
 
-fn gpu() -> Option<GpuContext> {
-    match GpuContext::headless(false) {
-        Ok(ctx) => {
-            println!("adapter: {}", ctx.describe());
-            Some(ctx)
-        }
-        Err(e) => {
-            if std::env::var_os("FLOW_PLAYGROUND_REQUIRE_GPU").is_some() {
-                panic!("FLOW_PLAYGROUND_REQUIRE_GPU is set but no GPU is usable: {e}");
-            }
-            eprintln!("SKIPPED: no GPU adapter ({e})");
-            None
-        }
-    }
+mod common;
+use common::gpu;
+
+/// Rows of `width` values plus a column of ones: checks the ones, returns the rest.
+fn strip_ones(rows: &[f32], width: usize) -> Vec<f32> {
+    rows.chunks_exact(width + 1)
+        .flat_map(|r| {
+            assert_eq!(r[width], 1.0, "the ones column was overwritten");
+            r[..width].to_vec()
+        })
+        .collect()
 }
 
 fn rel_diff(a: &[f32], b: &[f32]) -> f64 {
@@ -115,7 +112,7 @@ fn check_kernels(ctx: GpuContext, config: TrainConfig) {
         targets[2 * i] = r.target[0];
         targets[2 * i + 1] = r.target[1];
     }
-    let x0 = g.arena_blocking(off.x0, b * dim);
+    let x0 = strip_ones(&g.arena_blocking(off.x0, b * (dim + 1)), dim);
     let e = max_abs(&x0, &ws.input);
     println!("batch inputs: max abs error {e:e}");
     assert!(e < 1e-4, "batch inputs differ by {e}");
@@ -126,7 +123,14 @@ fn check_kernels(ctx: GpuContext, config: TrainConfig) {
 
     forward(&layout, &params0, &mut ws, true);
     for (l, layer) in layout.layers.iter().enumerate() {
-        let h = g.arena_blocking(off.h[l], b * layer.fan_out);
+        let h = if l + 1 < layout.layers.len() {
+            strip_ones(
+                &g.arena_blocking(off.h[l], b * (layer.fan_out + 1)),
+                layer.fan_out,
+            )
+        } else {
+            g.arena_blocking(off.h[l], b * layer.fan_out)
+        };
         let e = max_abs(&h, &ws.acts[l]);
         println!("forward layer {l}: max abs error {e:e}");
         assert!(e < 1e-4, "layer {l} output differs by {e}");

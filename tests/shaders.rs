@@ -4,9 +4,16 @@ use flow_playground::gpu::shaders;
 
 #[test]
 fn training_module_parses_and_validates() {
-    let src = shaders::training_source();
-    let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
-        panic!("{}", e.emit_to_string(&src));
+    for software in [false, true] {
+        validate(&shaders::training_source(shaders::GemmShape::for_adapter(
+            software,
+        )));
+    }
+}
+
+fn validate(src: &str) {
+    let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| {
+        panic!("{}", e.emit_to_string(src));
     });
     let mut validator = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
@@ -14,7 +21,7 @@ fn training_module_parses_and_validates() {
     );
     validator
         .validate(&module)
-        .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&src)));
+        .unwrap_or_else(|e| panic!("{}", e.emit_to_string(src)));
     let entries: Vec<&str> = module
         .entry_points
         .iter()
@@ -34,7 +41,7 @@ fn training_module_parses_and_validates() {
 
 #[test]
 fn every_shader_file_is_in_the_module() {
-    let src = shaders::training_source();
+    let src = shaders::training_source(shaders::GemmShape::for_adapter(false));
     for entry in
         std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders")).expect("shaders/")
     {

@@ -14,21 +14,17 @@ use wgpu::util::DeviceExt;
 use crate::core::data::DataSet;
 use crate::core::path;
 use crate::gpu::context::{GpuContext, GpuError};
-use crate::gpu::shaders::{self, LOSS_RING};
+use crate::gpu::shaders::{self, GemmShape, LOSS_RING};
 use crate::nn::layout::{Layout, TimeFeatures};
 
 use super::{EngineError, TrainConfig};
 
 /// Rows per weight-gradient chunk: each chunk writes its own partial gradient.
 pub const CHUNK_ROWS: u32 = 128;
-/// The GEMM kernel's output tile edge.
-const TILE: u32 = 64;
 /// Uniform slots are this far apart (the default dynamic-offset alignment).
 const SLOT: u64 = 256;
 /// Staging buffers in the readback ring.
 const READBACKS: usize = 4;
-/// Marks "no ones row/column" in the GEMM uniform.
-const NONE: u32 = u32::MAX;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -75,17 +71,15 @@ struct GemmParams {
     a_off: u32,
     a_rs: u32,
     a_cs: u32,
-    a_one_m: u32,
+    d_rs: u32,
     b_off: u32,
     b_rs: u32,
     b_cs: u32,
-    a_one_k: u32,
-    c_off: u32,
     c_rs: u32,
+    c_off: u32,
     d_off: u32,
     k_chunk: u32,
     c_chunk_stride: u32,
-    pad: [u32; 3],
 }
 
 const MODE_HIDDEN: u32 = 0;
@@ -105,9 +99,10 @@ pub struct Offsets {
     pub pow: usize,
     /// Per-chunk gradient partials (`n_chunks x n_params`).
     pub partial: usize,
-    /// The batch input `X_0` (`B x I`).
+    /// The batch input `X_0` (`B x (I + 1)`: a trailing column of ones).
     pub x0: usize,
-    /// Each layer's output (hidden `X_l`, and the network output last).
+    /// Each layer's output: hidden `X_l` (`B x (H + 1)`, ones last), then the network
+    /// output (`B x 2`).
     pub h: Vec<usize>,
     /// Each hidden layer's `act'(Z)`.
     pub d: Vec<usize>,
@@ -139,14 +134,16 @@ impl Offsets {
         let ema = take(p);
         let pow = take(2);
         let partial = take(n_chunks * p);
-        let x0 = take(batch * layout.input_dim());
+        let x0 = take(batch * (layout.input_dim() + 1));
         let mut h = Vec::new();
         let mut d = Vec::new();
         let last = layout.layers.len() - 1;
         for (l, layer) in layout.layers.iter().enumerate() {
-            h.push(take(batch * layer.fan_out));
             if l < last {
+                h.push(take(batch * (layer.fan_out + 1)));
                 d.push(take(batch * layer.fan_out));
+            } else {
+                h.push(take(batch * layer.fan_out));
             }
         }
         let widest = layout
@@ -181,6 +178,7 @@ impl Offsets {
 enum Kernel {
     SampleBatch,
     Gemm,
+    GemmSmall,
     LossHead,
     LossSum,
     Adam,
@@ -197,6 +195,7 @@ struct Dispatch {
 struct Pipelines {
     sample_batch: wgpu::ComputePipeline,
     gemm: wgpu::ComputePipeline,
+    gemm_small: wgpu::ComputePipeline,
     loss_head: wgpu::ComputePipeline,
     loss_sum: wgpu::ComputePipeline,
     adam: wgpu::ComputePipeline,
@@ -208,6 +207,7 @@ impl Pipelines {
         match k {
             Kernel::SampleBatch => &self.sample_batch,
             Kernel::Gemm => &self.gemm,
+            Kernel::GemmSmall => &self.gemm_small,
             Kernel::LossHead => &self.loss_head,
             Kernel::LossSum => &self.loss_sum,
             Kernel::Adam => &self.adam,
@@ -220,14 +220,15 @@ impl Pipelines {
 pub struct TrainKernels {
     layout: wgpu::BindGroupLayout,
     pipelines: Pipelines,
+    gemm: GemmShape,
 }
 
 impl TrainKernels {
     /// Compiles the training module and its six pipelines.
-    pub fn new(device: &wgpu::Device) -> Self {
+    pub fn new(device: &wgpu::Device, gemm: GemmShape) -> Self {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("train.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(shaders::training_source().into()),
+            source: wgpu::ShaderSource::Wgsl(shaders::training_source(gemm).into()),
         });
         let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
             binding,
@@ -278,12 +279,14 @@ impl TrainKernels {
             pipelines: Pipelines {
                 sample_batch: make("sample_batch"),
                 gemm: make("gemm"),
+                gemm_small: make("gemm_small"),
                 loss_head: make("loss_head"),
                 loss_sum: make("loss_sum"),
                 adam: make("adam"),
                 advance: make("advance"),
             },
             layout,
+            gemm,
         }
     }
 }
@@ -307,6 +310,7 @@ pub struct GpuTrainer {
     globals_buf: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
     plan: Vec<Dispatch>,
+    gemm_shapes: Vec<[u32; 3]>,
     readbacks: Vec<Readback>,
     steps_submitted: u64,
     steps_seen: u64,
@@ -331,7 +335,9 @@ impl GpuTrainer {
         let offsets = Offsets::new(&layout, b, n_chunks, n_lp);
         let bytes = offsets.len as u64 * 4;
         let limits = device.limits();
-        let max = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let max = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
         if bytes > max {
             return Err(GpuError::TooLarge(format!(
                 "the GPU engine needs {} MiB for batch {b} at this size; the device allows {} MiB",
@@ -351,6 +357,14 @@ impl GpuTrainer {
         // The arena: parameters, moments and the average start as the CPU's do.
         let mut host = vec![0.0f32; offsets.len];
         host[..layout.n_params].copy_from_slice(params);
+        // The column of ones after every input and hidden activation row.
+        for (l, layer) in layout.layers.iter().enumerate() {
+            let start = if l == 0 { offsets.x0 } else { offsets.h[l - 1] };
+            let width = layer.fan_in;
+            for r in 0..b {
+                host[start + r * (width + 1) + width] = 1.0;
+            }
+        }
         host[offsets.ema..offsets.ema + layout.n_params].copy_from_slice(params);
         host[offsets.pow] = 1.0;
         host[offsets.pow + 1] = 1.0;
@@ -423,7 +437,9 @@ impl GpuTrainer {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         });
 
-        let (plan, slots) = make_plan(&layout, &offsets, b, n_chunks, n_lp);
+        let gemm_shape = GemmShape::for_adapter(ctx.is_software());
+        let (plan, slots) = make_plan(&layout, &offsets, b, n_chunks, n_lp, gemm_shape.tile());
+        let gemm_shapes: Vec<[u32; 3]> = slots.iter().map(|s| [s.m, s.n, s.k]).collect();
         let mut slot_bytes = vec![0u8; slots.len().max(1) * SLOT as usize];
         for (i, s) in slots.iter().enumerate() {
             let at = i * SLOT as usize;
@@ -435,7 +451,7 @@ impl GpuTrainer {
             usage: wgpu::BufferUsages::UNIFORM,
         });
 
-        let kernels = TrainKernels::new(device);
+        let kernels = TrainKernels::new(device, gemm_shape);
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("train bind group"),
             layout: &kernels.layout,
@@ -489,6 +505,7 @@ impl GpuTrainer {
             globals_buf,
             bind_group,
             plan,
+            gemm_shapes,
             readbacks,
             steps_submitted: 0,
             steps_seen: 0,
@@ -510,6 +527,11 @@ impl GpuTrainer {
     /// The device context.
     pub fn context(&self) -> &GpuContext {
         &self.ctx
+    }
+
+    /// The GEMM kernel variant in use.
+    pub fn gemm_shape(&self) -> GemmShape {
+        self.kernels.gemm
     }
 
     /// Steps encoded so far (not necessarily finished).
@@ -731,6 +753,52 @@ impl GpuTrainer {
         self.read_f32_blocking(offset, len)
     }
 
+    /// Seconds per run of dispatch `index` of the step plan, timed over `reps` runs
+    /// in one submit (native only: for `bench`). Returns the dispatch's FLOPs too
+    /// (`None` for dispatches that are not matrix products).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn time_dispatch(&self, index: usize, reps: u32) -> Option<(f64, f64)> {
+        let d = *self.plan.get(index)?;
+        if !matches!(d.kernel, Kernel::Gemm | Kernel::GemmSmall) {
+            return None;
+        }
+        let [m, n, k] = self.gemm_shapes.get(d.slot as usize).copied()?;
+        let flops = 2.0 * m as f64 * n as f64 * k as f64;
+        let run = |reps: u32| {
+            let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(self.kernels.pipelines.get(d.kernel));
+                pass.set_bind_group(0, &self.bind_group, &[d.slot * SLOT as u32]);
+                for _ in 0..reps {
+                    pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+                }
+            }
+            let start = web_time::Instant::now();
+            self.ctx.queue.submit([enc.finish()]);
+            let _ = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
+            start.elapsed().as_secs_f64()
+        };
+        run(2);
+        Some((run(reps) / reps as f64, flops))
+    }
+
+    /// The dispatches of one step: (kernel name, GEMM shape `m x n x k` if a product).
+    pub fn plan_summary(&self) -> Vec<(String, Option<[u32; 3]>)> {
+        self.plan
+            .iter()
+            .map(|d| {
+                let shape = match d.kernel {
+                    Kernel::Gemm | Kernel::GemmSmall => {
+                        self.gemm_shapes.get(d.slot as usize).copied()
+                    }
+                    _ => None,
+                };
+                (format!("{:?}", d.kernel), shape)
+            })
+            .collect()
+    }
+
     /// The arena's layout.
     pub fn offsets(&self) -> &Offsets {
         &self.offsets
@@ -755,26 +823,34 @@ fn make_plan(
     batch: usize,
     n_chunks: usize,
     n_lp: usize,
+    tile: u32,
 ) -> (Vec<Dispatch>, Vec<GemmParams>) {
     let b = batch as u32;
-    let groups = |m: u32, n: u32, z: u32| [n.div_ceil(TILE), m.div_ceil(TILE), z];
+    let groups = |m: u32, n: u32, z: u32| [n.div_ceil(tile), m.div_ceil(tile), z];
     let mut plan = vec![Dispatch {
         kernel: Kernel::SampleBatch,
         slot: 0,
         groups: [b.div_ceil(64), 1, 1],
     }];
     let mut slots = Vec::new();
+    // The tiled kernel for big products, one invocation per element for small ones.
     let mut gemm = |plan: &mut Vec<Dispatch>, p: GemmParams, z: u32| {
+        let big = p.m >= 16 && p.n >= 16;
         plan.push(Dispatch {
-            kernel: Kernel::Gemm,
+            kernel: if big { Kernel::Gemm } else { Kernel::GemmSmall },
             slot: slots.len() as u32,
-            groups: groups(p.m, p.n, z),
+            groups: if big {
+                groups(p.m, p.n, z)
+            } else {
+                [(p.m * p.n).div_ceil(64), 1, z]
+            },
         });
         slots.push(p);
     };
     let n_layers = layout.layers.len();
     let input_of = |l: usize| if l == 0 { off.x0 } else { off.h[l - 1] } as u32;
-    // Forward: Z = [X | 1] [W; b], hidden layers apply the activation.
+    // Forward: Z = [X | 1] [W; b] (the ones column is stored), hidden layers apply
+    // the activation and keep act'(Z).
     for (l, layer) in layout.layers.iter().enumerate() {
         let hidden = l + 1 < n_layers;
         let (fi, fo) = (layer.fan_in as u32, layer.fan_out as u32);
@@ -786,19 +862,17 @@ fn make_plan(
                 k: fi + 1,
                 mode: if hidden { MODE_HIDDEN } else { MODE_STORE },
                 a_off: input_of(l),
-                a_rs: fi,
+                a_rs: fi + 1,
                 a_cs: 1,
-                a_one_m: NONE,
                 b_off: layer.w_offset as u32,
                 b_rs: fo,
                 b_cs: 1,
-                a_one_k: fi,
                 c_off: off.h[l] as u32,
-                c_rs: fo,
+                c_rs: if hidden { fo + 1 } else { fo },
                 d_off: if hidden { off.d[l] as u32 } else { 0 },
+                d_rs: fo,
                 k_chunk: fi + 1,
                 c_chunk_stride: 0,
-                pad: [0; 3],
             },
             1,
         );
@@ -830,42 +904,47 @@ fn make_plan(
                     a_off: off.dz[cur] as u32,
                     a_rs: fo,
                     a_cs: 1,
-                    a_one_m: NONE,
                     b_off: layer.w_offset as u32,
                     b_rs: 1,
                     b_cs: fo,
-                    a_one_k: NONE,
                     c_off: off.dz[1 - cur] as u32,
                     c_rs: fi,
                     d_off: off.d[l - 1] as u32,
+                    d_rs: fi,
                     k_chunk: fo,
                     c_chunk_stride: 0,
-                    pad: [0; 3],
                 },
                 1,
             );
         }
+        // The weight rows, then the bias row (column sums of dZ: the ones column of
+        // [X | 1] as A), kept apart so the big product has no ragged 129th row.
+        let weights = GemmParams {
+            m: fi,
+            n: fo,
+            k: b,
+            mode: MODE_STORE,
+            a_off: input_of(l),
+            a_rs: 1,
+            a_cs: fi + 1,
+            b_off: off.dz[cur] as u32,
+            b_rs: fo,
+            b_cs: 1,
+            c_off: (off.partial + layer.w_offset) as u32,
+            c_rs: fo,
+            d_off: 0,
+            d_rs: 0,
+            k_chunk: CHUNK_ROWS,
+            c_chunk_stride: layout.n_params as u32,
+        };
+        gemm(&mut plan, weights, n_chunks as u32);
         gemm(
             &mut plan,
             GemmParams {
-                m: fi + 1,
-                n: fo,
-                k: b,
-                mode: MODE_STORE,
-                a_off: input_of(l),
-                a_rs: 1,
-                a_cs: fi,
-                a_one_m: fi,
-                b_off: off.dz[cur] as u32,
-                b_rs: fo,
-                b_cs: 1,
-                a_one_k: NONE,
-                c_off: (off.partial + layer.w_offset) as u32,
-                c_rs: fo,
-                d_off: 0,
-                k_chunk: CHUNK_ROWS,
-                c_chunk_stride: layout.n_params as u32,
-                pad: [0; 3],
+                m: 1,
+                a_off: input_of(l) + fi,
+                c_off: (off.partial + layer.b_offset) as u32,
+                ..weights
             },
             n_chunks as u32,
         );

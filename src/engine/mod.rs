@@ -202,3 +202,215 @@ pub fn split_rows(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
         .map(|p| (p * n / parts)..((p + 1) * n / parts))
         .collect()
 }
+
+/// Which backend the user asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendChoice {
+    /// A hardware GPU always; a software adapter only if it measures faster than the
+    /// CPU engine; else the CPU.
+    #[default]
+    Auto,
+    /// The GPU engine (an error if none can compute).
+    Gpu,
+    /// The CPU engine.
+    Cpu,
+}
+
+impl std::fmt::Display for BackendChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Gpu => "gpu",
+            Self::Cpu => "cpu",
+        })
+    }
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "gpu" => Ok(Self::Gpu),
+            "cpu" => Ok(Self::Cpu),
+            _ => Err(format!("unknown backend '{s}' (expected auto, gpu or cpu)")),
+        }
+    }
+}
+
+/// The backend in use and why it was picked.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BackendInfo {
+    /// "gpu" or "cpu".
+    pub backend: &'static str,
+    /// The adapter's description, or the CPU's thread count.
+    pub adapter: String,
+    /// Why this backend.
+    pub reason: String,
+}
+
+/// A trainer on either backend, behind one interface.
+pub enum Trainer {
+    /// The CPU engine.
+    Cpu(Box<cpu::CpuTrainer>),
+    /// The GPU engine.
+    Gpu(Box<gpu::GpuTrainer>),
+}
+
+impl Trainer {
+    /// The parameter layout.
+    pub fn layout(&self) -> &crate::nn::layout::Layout {
+        match self {
+            Trainer::Cpu(t) => t.layout(),
+            Trainer::Gpu(t) => t.layout(),
+        }
+    }
+
+    /// Runs `n` steps and returns their losses (natively the GPU path waits for them).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn run_steps(
+        &mut self,
+        data: &crate::core::data::DataSet,
+        n: u32,
+    ) -> Result<Vec<f32>, EngineError> {
+        match self {
+            Trainer::Cpu(t) => (0..n).map(|_| t.step(data)).collect(),
+            Trainer::Gpu(t) => {
+                let mut left = n;
+                while left > 0 {
+                    let k = left.min(crate::gpu::shaders::LOSS_RING);
+                    t.submit_steps(k)?;
+                    left -= k;
+                }
+                t.finish()
+            }
+        }
+    }
+
+    /// The parameters the samplers use (blocking read on the GPU path).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn sampling_params(&self) -> Vec<f32> {
+        match self {
+            Trainer::Cpu(t) => t.ema_params().to_vec(),
+            Trainer::Gpu(t) => t.ema_params_blocking(),
+        }
+    }
+
+    /// The current parameters (blocking read on the GPU path).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn params(&self) -> Vec<f32> {
+        match self {
+            Trainer::Cpu(t) => t.params().to_vec(),
+            Trainer::Gpu(t) => t.params_blocking(),
+        }
+    }
+}
+
+/// Steps per second of `trainer` over `steps` steps after `warmup` (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn measure(
+    trainer: &mut Trainer,
+    data: &crate::core::data::DataSet,
+    warmup: u32,
+    steps: u32,
+) -> Result<f64, EngineError> {
+    trainer.run_steps(data, warmup)?;
+    let start = web_time::Instant::now();
+    trainer.run_steps(data, steps)?;
+    Ok(steps as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Picks and builds the trainer for `choice` (native: makes its own device). With
+/// `Auto`, a software adapter is raced against the CPU engine on this very config.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn select_trainer(
+    choice: BackendChoice,
+    config: TrainConfig,
+    data: &crate::core::data::DataSet,
+) -> Result<(Trainer, BackendInfo), String> {
+    use crate::gpu::context::GpuContext;
+    let threads = worker_count(config.batch, 256);
+    let cpu_info = |reason: String| BackendInfo {
+        backend: "cpu",
+        adapter: format!("CPU, {threads} threads"),
+        reason,
+    };
+    let make_cpu = || {
+        cpu::CpuTrainer::new(config)
+            .map(|t| Trainer::Cpu(Box::new(t)))
+            .map_err(|e| e.to_string())
+    };
+    if choice == BackendChoice::Cpu {
+        return Ok((make_cpu()?, cpu_info("asked for with --backend cpu".into())));
+    }
+    let ctx = match GpuContext::headless(true) {
+        Ok(ctx) => ctx,
+        Err(e) if choice == BackendChoice::Gpu => return Err(format!("--backend gpu: {e}")),
+        Err(e) => return Ok((make_cpu()?, cpu_info(format!("no usable GPU: {e}")))),
+    };
+    let adapter = ctx.describe();
+    let make_gpu = |ctx: GpuContext| {
+        gpu::GpuTrainer::new(ctx, config, data, None)
+            .map(|t| Trainer::Gpu(Box::new(t)))
+            .map_err(|e| e.to_string())
+    };
+    if choice == BackendChoice::Gpu {
+        let reason = "asked for with --backend gpu".to_string();
+        return Ok((
+            make_gpu(ctx)?,
+            BackendInfo {
+                backend: "gpu",
+                adapter,
+                reason,
+            },
+        ));
+    }
+    if !ctx.is_software() {
+        let reason = "hardware GPU adapter".to_string();
+        return match make_gpu(ctx) {
+            Ok(t) => Ok((
+                t,
+                BackendInfo {
+                    backend: "gpu",
+                    adapter,
+                    reason,
+                },
+            )),
+            Err(e) => Ok((
+                make_cpu()?,
+                cpu_info(format!("the GPU engine failed to start: {e}")),
+            )),
+        };
+    }
+    // A CPU-emulated adapter shares the cores with the CPU engine: race them.
+    let mut g = match make_gpu(ctx.clone()) {
+        Ok(g) => g,
+        Err(e) => {
+            return Ok((
+                make_cpu()?,
+                cpu_info(format!("the GPU engine failed to start: {e}")),
+            ));
+        }
+    };
+    let mut c = make_cpu()?;
+    let gpu_sps = measure(&mut g, data, 2, 8).map_err(|e| e.to_string())?;
+    let cpu_sps = measure(&mut c, data, 2, 8).map_err(|e| e.to_string())?;
+    if gpu_sps > cpu_sps {
+        let reason =
+            format!("software adapter measured faster ({gpu_sps:.0} vs {cpu_sps:.0} CPU steps/s)");
+        Ok((
+            make_gpu(ctx)?,
+            BackendInfo {
+                backend: "gpu",
+                adapter,
+                reason,
+            },
+        ))
+    } else {
+        let reason = format!(
+            "only a software adapter ({adapter}), slower here: {gpu_sps:.0} vs {cpu_sps:.0} CPU steps/s"
+        );
+        Ok((make_cpu()?, cpu_info(reason)))
+    }
+}

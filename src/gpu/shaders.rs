@@ -14,25 +14,54 @@ pub const FILES: [(&str, &str); 3] = [
     ("train.wgsl", include_str!("../../shaders/train.wgsl")),
 ];
 
+/// The shape of the GEMM kernel: `wg x wg` invocations, each an 8 x 8 block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmShape {
+    /// Invocations per side of the workgroup.
+    pub wg: u32,
+}
+
+impl GemmShape {
+    /// Outputs per side of one invocation's block (fixed by the kernel's code).
+    pub const BLOCK: u32 = 8;
+
+    /// Output tile edge of one workgroup.
+    pub fn tile(self) -> u32 {
+        self.wg * Self::BLOCK
+    }
+
+    /// The variant for an adapter: 64 invocations for CPU-emulated devices (their
+    /// lanes are few), 256 for real GPUs.
+    pub fn for_adapter(software: bool) -> Self {
+        GemmShape {
+            wg: if software { 8 } else { 16 },
+        }
+    }
+}
+
 /// Constants shared with Rust, as WGSL.
-pub fn prelude() -> String {
+pub fn prelude(gemm: GemmShape) -> String {
     format!(
         "const STREAM_BATCH: u32 = {}u;\n\
          const STREAM_BATCH_GMM: u32 = {}u;\n\
          const TIME_FREQUENCIES: u32 = {}u;\n\
          const LOSS_RING: u32 = {}u;\n\
          const TAU: f32 = 6.283185307179586;\n\
-         const HALF_PI: f32 = 1.5707963267948966;\n",
+         const HALF_PI: f32 = 1.5707963267948966;\n\
+         const GEMM_WG: u32 = {}u;\n\
+         const GEMM_TILE: u32 = {}u;\n",
         stream::BATCH,
         stream::BATCH_GMM,
         TIME_FREQUENCIES,
         LOSS_RING,
+        gemm.wg,
+        gemm.tile(),
     )
 }
 
 /// The whole training module: prelude and files.
-pub fn training_source() -> String {
-    let mut s = prelude();
+pub fn training_source(gemm: GemmShape) -> String {
+    let mut s = prelude(gemm);
     for (name, text) in FILES {
         s.push_str(&format!("\n// ---- {name}\n"));
         s.push_str(text);
