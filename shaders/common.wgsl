@@ -119,3 +119,25 @@ fn activate(z: f32) -> vec2<f32> {
         }
     }
 }
+
+// The time features of t at arena[off..] (src/nn/layout.rs).
+fn write_time(off: u32, t: f32) {
+    if (g.time_mode == 0u) {
+        arena[off] = t;
+        return;
+    }
+    for (var k = 0u; k < TIME_FREQUENCIES; k++) {
+        var a = t * f32(1u << k);
+        a = a - TAU * round(a / TAU);
+        arena[off + k] = sin(a);
+        arena[off + TIME_FREQUENCIES + k] = cos(a);
+    }
+}
+
+// One network input row: the position, the time features, and the stored ones column.
+fn write_input(row: u32, x: vec2<f32>, t: f32) {
+    let off = g.x0_off + row * (g.input_dim + 1u);
+    arena[off] = x.x;
+    arena[off + 1u] = x.y;
+    write_time(off + 2u, t);
+}

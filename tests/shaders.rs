@@ -1,17 +1,8 @@
 //! Every shader module parses and validates with naga: no GPU needed.
 
-use flow_playground::gpu::shaders;
+use flow_playground::gpu::shaders::{self, GemmShape};
 
-#[test]
-fn training_module_parses_and_validates() {
-    for software in [false, true] {
-        validate(&shaders::training_source(shaders::GemmShape::for_adapter(
-            software,
-        )));
-    }
-}
-
-fn validate(src: &str) {
+fn validate(src: &str) -> naga::Module {
     let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| {
         panic!("{}", e.emit_to_string(src));
     });
@@ -22,26 +13,59 @@ fn validate(src: &str) {
     validator
         .validate(&module)
         .unwrap_or_else(|e| panic!("{}", e.emit_to_string(src)));
+    module
+}
+
+fn has_entries(module: &naga::Module, want: &[&str]) {
     let entries: Vec<&str> = module
         .entry_points
         .iter()
         .map(|e| e.name.as_str())
         .collect();
-    for want in [
-        "sample_batch",
-        "gemm",
-        "loss_head",
-        "loss_sum",
-        "adam",
-        "advance",
-    ] {
-        assert!(entries.contains(&want), "missing entry point {want}");
+    for w in want {
+        assert!(entries.contains(w), "missing entry point {w}");
     }
 }
 
 #[test]
-fn every_shader_file_is_in_the_module() {
-    let src = shaders::training_source(shaders::GemmShape::for_adapter(false));
+fn both_modules_parse_and_validate_in_both_variants() {
+    for software in [false, true] {
+        let shape = GemmShape::for_adapter(software);
+        let module = validate(&shaders::training_source(shape));
+        has_entries(
+            &module,
+            &[
+                "sample_batch",
+                "gemm",
+                "gemm_small",
+                "loss_head",
+                "loss_sum",
+                "adam",
+                "advance",
+            ],
+        );
+        let module = validate(&shaders::sampling_source(shape));
+        has_entries(
+            &module,
+            &[
+                "prior",
+                "features",
+                "gemm",
+                "gemm_small",
+                "integrate",
+                "advance_particles",
+                "grid_store",
+                "exact_marginal",
+                "histogram",
+            ],
+        );
+    }
+}
+
+#[test]
+fn every_shader_file_is_in_a_module() {
+    let shape = GemmShape::for_adapter(false);
+    let src = shaders::training_source(shape) + &shaders::sampling_source(shape);
     for entry in
         std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders")).expect("shaders/")
     {

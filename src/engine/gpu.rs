@@ -28,63 +28,64 @@ const READBACKS: usize = 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-struct Globals {
-    seed: u32,
-    batch: u32,
-    loss_code: u32,
-    schedule_code: u32,
-    poly_k: f32,
-    t_max: f32,
-    n_comp: u32,
-    input_dim: u32,
-    time_mode: u32,
-    n_params: u32,
-    n_chunks: u32,
-    act: u32,
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    adam_eps: f32,
-    ema: f32,
-    x0_off: u32,
-    target_off: u32,
-    y_off: u32,
-    dy_off: u32,
-    lp_off: u32,
-    n_lp: u32,
-    ring_off: u32,
-    m_off: u32,
-    v_off: u32,
-    ema_off: u32,
-    partial_off: u32,
-    pow_off: u32,
-    pad: [u32; 3],
+pub(crate) struct Globals {
+    pub(crate) seed: u32,
+    pub(crate) batch: u32,
+    pub(crate) loss_code: u32,
+    pub(crate) schedule_code: u32,
+    pub(crate) poly_k: f32,
+    pub(crate) t_max: f32,
+    pub(crate) n_comp: u32,
+    pub(crate) input_dim: u32,
+    pub(crate) time_mode: u32,
+    pub(crate) n_params: u32,
+    pub(crate) n_chunks: u32,
+    pub(crate) act: u32,
+    pub(crate) lr: f32,
+    pub(crate) beta1: f32,
+    pub(crate) beta2: f32,
+    pub(crate) adam_eps: f32,
+    pub(crate) ema: f32,
+    pub(crate) x0_off: u32,
+    pub(crate) target_off: u32,
+    pub(crate) y_off: u32,
+    pub(crate) dy_off: u32,
+    pub(crate) lp_off: u32,
+    pub(crate) n_lp: u32,
+    pub(crate) ring_off: u32,
+    pub(crate) m_off: u32,
+    pub(crate) v_off: u32,
+    pub(crate) ema_off: u32,
+    pub(crate) partial_off: u32,
+    pub(crate) pow_off: u32,
+    pub(crate) pad: [u32; 3],
 }
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-struct GemmParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    mode: u32,
-    a_off: u32,
-    a_rs: u32,
-    a_cs: u32,
-    d_rs: u32,
-    b_off: u32,
-    b_rs: u32,
-    b_cs: u32,
-    c_rs: u32,
-    c_off: u32,
-    d_off: u32,
-    k_chunk: u32,
-    c_chunk_stride: u32,
+pub(crate) struct GemmParams {
+    pub(crate) m: u32,
+    pub(crate) n: u32,
+    pub(crate) k: u32,
+    pub(crate) mode: u32,
+    pub(crate) a_off: u32,
+    pub(crate) a_rs: u32,
+    pub(crate) a_cs: u32,
+    pub(crate) d_rs: u32,
+    pub(crate) b_off: u32,
+    pub(crate) b_rs: u32,
+    pub(crate) b_cs: u32,
+    pub(crate) c_rs: u32,
+    pub(crate) c_off: u32,
+    pub(crate) d_off: u32,
+    pub(crate) k_chunk: u32,
+    pub(crate) c_chunk_stride: u32,
 }
 
-const MODE_HIDDEN: u32 = 0;
-const MODE_MUL_D: u32 = 1;
-const MODE_STORE: u32 = 2;
+pub(crate) const MODE_HIDDEN: u32 = 0;
+pub(crate) const MODE_MUL_D: u32 = 1;
+pub(crate) const MODE_STORE: u32 = 2;
+pub(crate) const MODE_ACT: u32 = 3;
 
 /// Where everything lives in the arena, in `f32` elements.
 #[derive(Clone, Debug, Default)]
@@ -797,6 +798,17 @@ impl GpuTrainer {
                 (format!("{:?}", d.kernel), shape)
             })
             .collect()
+    }
+
+    /// Where the parameters the samplers use live on the device: the arena and the
+    /// byte offset of the average (or of the parameters when it is off).
+    pub fn sampling_params_source(&self) -> (&wgpu::Buffer, u64) {
+        let at = if self.config.ema > 0.0 {
+            self.offsets.ema
+        } else {
+            0
+        };
+        (&self.arena, at as u64 * 4)
     }
 
     /// The arena's layout.

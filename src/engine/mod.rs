@@ -7,6 +7,7 @@
 
 pub mod cpu;
 pub mod gpu;
+pub mod gpu_sampler;
 pub mod sampler;
 
 use serde::{Deserialize, Serialize};

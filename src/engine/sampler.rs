@@ -159,6 +159,9 @@ pub struct Particles {
     pub x: Vec<Vec2>,
     /// Integration steps taken.
     pub k: u32,
+    /// Positions of the first `traj_m` particles after each step (`(k + 1) x traj_m`).
+    pub traj: Vec<Vec2>,
+    traj_m: usize,
     config: SamplerConfig,
     drift: Vec<Vec2>,
     scratch: Vec<Vec2>,
@@ -167,15 +170,29 @@ pub struct Particles {
 impl Particles {
     /// `n` particles drawn from the prior.
     pub fn new(n: usize, config: SamplerConfig) -> Self {
+        Self::with_trajectories(n, config, 0)
+    }
+
+    /// `n` particles, keeping the path of the first `m`.
+    pub fn with_trajectories(n: usize, config: SamplerConfig, m: usize) -> Self {
+        let x: Vec<Vec2> = (0..n as u32)
+            .map(|i| prior_sample(i, config.seed))
+            .collect();
+        let m = m.min(n);
         Particles {
-            x: (0..n as u32)
-                .map(|i| prior_sample(i, config.seed))
-                .collect(),
+            traj: x[..m].to_vec(),
+            traj_m: m,
+            x,
             k: 0,
             config,
             drift: vec![[0.0; 2]; n],
             scratch: vec![[0.0; 2]; n],
         }
+    }
+
+    /// The sampler settings.
+    pub fn config(&self) -> &SamplerConfig {
+        &self.config
     }
 
     /// The current time `k / steps`.
@@ -230,6 +247,8 @@ impl Particles {
             }
         }
         self.k += 1;
+        let m = self.traj_m;
+        self.traj.extend_from_slice(&self.x[..m]);
     }
 
     /// Runs to `t = 1`.
@@ -245,4 +264,92 @@ pub fn sample(model: Model<'_>, config: SamplerConfig, n: usize) -> Vec<Vec2> {
     let mut p = Particles::new(n, config);
     p.run(model);
     p.x
+}
+
+/// A regular grid of cell centres over a rectangle of model space.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Grid {
+    /// Lower-left corner.
+    pub lo: Vec2,
+    /// Cell edge.
+    pub cell: f32,
+    /// Cells along x.
+    pub nx: u32,
+    /// Cells along y.
+    pub ny: u32,
+}
+
+impl Grid {
+    /// `n x n` cells over `[-half, half]^2`.
+    pub fn square(half: f32, n: u32) -> Self {
+        Grid {
+            lo: [-half, -half],
+            cell: 2.0 * half / n as f32,
+            nx: n,
+            ny: n,
+        }
+    }
+
+    /// Number of cells.
+    pub fn len(&self) -> usize {
+        (self.nx * self.ny) as usize
+    }
+
+    /// Whether the grid has no cell.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Centre of cell `i` (row-major from the lower left).
+    pub fn point(&self, i: usize) -> Vec2 {
+        let (ix, iy) = (i as u32 % self.nx, i as u32 / self.nx);
+        [
+            self.lo[0] + (ix as f32 + 0.5) * self.cell,
+            self.lo[1] + (iy as f32 + 0.5) * self.cell,
+        ]
+    }
+
+    /// Every cell centre.
+    pub fn points(&self) -> Vec<Vec2> {
+        (0..self.len()).map(|i| self.point(i)).collect()
+    }
+}
+
+/// The learned field and score at every grid point at time `t` (guarded).
+pub fn learned_fields(model: Model<'_>, grid: &Grid, t: f32) -> Vec<(Vec2, Vec2)> {
+    let pts = grid.points();
+    let tg = guarded_time(t);
+    let mut out = vec![[0.0; 2]; pts.len()];
+    evaluate(model, &pts, tg, &mut out);
+    let c = model.schedule.coeffs(tg);
+    pts.iter()
+        .zip(&out)
+        .map(|(x, o)| field_and_score(model.loss, c, *x, *o))
+        .collect()
+}
+
+/// The exact marginal at every grid point at time `t`.
+pub fn exact_fields(
+    mixture: &crate::core::data::Mixture,
+    schedule: Schedule,
+    grid: &Grid,
+    t: f32,
+) -> Vec<crate::core::marginal::Marginal> {
+    grid.points()
+        .iter()
+        .map(|&x| crate::core::marginal::marginal(mixture, schedule, t, x))
+        .collect()
+}
+
+/// Particle counts per grid cell (particles outside are not counted).
+pub fn histogram(xs: &[Vec2], grid: &Grid) -> Vec<u32> {
+    let mut h = vec![0u32; grid.len()];
+    for p in xs {
+        let qx = (p[0] - grid.lo[0]) / grid.cell;
+        let qy = (p[1] - grid.lo[1]) / grid.cell;
+        if qx >= 0.0 && qy >= 0.0 && qx < grid.nx as f32 && qy < grid.ny as f32 {
+            h[(qy as u32 * grid.nx + qx as u32) as usize] += 1;
+        }
+    }
+    h
 }

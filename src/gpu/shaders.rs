@@ -7,12 +7,16 @@ use crate::nn::layout::TIME_FREQUENCIES;
 /// Losses kept on the device between readbacks (one per step).
 pub const LOSS_RING: u32 = 1024;
 
-/// The shader files, in the order they are concatenated.
-pub const FILES: [(&str, &str); 3] = [
-    ("common.wgsl", include_str!("../../shaders/common.wgsl")),
-    ("rng.wgsl", include_str!("../../shaders/rng.wgsl")),
-    ("train.wgsl", include_str!("../../shaders/train.wgsl")),
-];
+const COMMON: (&str, &str) = ("common.wgsl", include_str!("../../shaders/common.wgsl"));
+const RNG: (&str, &str) = ("rng.wgsl", include_str!("../../shaders/rng.wgsl"));
+const GEMM: (&str, &str) = ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl"));
+const TRAIN: (&str, &str) = ("train.wgsl", include_str!("../../shaders/train.wgsl"));
+const SAMPLE: (&str, &str) = ("sample.wgsl", include_str!("../../shaders/sample.wgsl"));
+
+/// The files of the training module, in order.
+pub const TRAINING_FILES: [(&str, &str); 4] = [COMMON, RNG, GEMM, TRAIN];
+/// The files of the sampling module (particles, trajectories, fields), in order.
+pub const SAMPLING_FILES: [(&str, &str); 4] = [COMMON, RNG, GEMM, SAMPLE];
 
 /// The shape of the GEMM kernel: `wg x wg` invocations, each an 8 x 8 block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +48,9 @@ pub fn prelude(gemm: GemmShape) -> String {
     format!(
         "const STREAM_BATCH: u32 = {}u;\n\
          const STREAM_BATCH_GMM: u32 = {}u;\n\
+         const STREAM_PRIOR: u32 = {}u;\n\
+         const STREAM_BROWNIAN: u32 = {}u;\n\
+         const T_GUARD: f32 = {:?};\n\
          const TIME_FREQUENCIES: u32 = {}u;\n\
          const LOSS_RING: u32 = {}u;\n\
          const TAU: f32 = 6.283185307179586;\n\
@@ -52,6 +59,9 @@ pub fn prelude(gemm: GemmShape) -> String {
          const GEMM_TILE: u32 = {}u;\n",
         stream::BATCH,
         stream::BATCH_GMM,
+        stream::PRIOR,
+        stream::BROWNIAN,
+        crate::core::path::T_GUARD,
         TIME_FREQUENCIES,
         LOSS_RING,
         gemm.wg,
@@ -59,12 +69,21 @@ pub fn prelude(gemm: GemmShape) -> String {
     )
 }
 
-/// The whole training module: prelude and files.
-pub fn training_source(gemm: GemmShape) -> String {
+fn assemble(gemm: GemmShape, files: &[(&str, &str)]) -> String {
     let mut s = prelude(gemm);
-    for (name, text) in FILES {
+    for (name, text) in files {
         s.push_str(&format!("\n// ---- {name}\n"));
         s.push_str(text);
     }
     s
+}
+
+/// The whole training module: prelude and files.
+pub fn training_source(gemm: GemmShape) -> String {
+    assemble(gemm, &TRAINING_FILES)
+}
+
+/// The whole sampling module: prelude and files.
+pub fn sampling_source(gemm: GemmShape) -> String {
+    assemble(gemm, &SAMPLING_FILES)
 }
