@@ -36,7 +36,7 @@ struct Globals {
     ema_off: u32,
     partial_off: u32,
     pow_off: u32,
-    pad0: u32,
+    x0_stride: u32,
     pad1: u32,
     pad2: u32,
 }
@@ -136,7 +136,7 @@ fn write_time(off: u32, t: f32) {
 
 // One network input row: the position, the time features, and the stored ones column.
 fn write_input(row: u32, x: vec2<f32>, t: f32) {
-    let off = g.x0_off + row * (g.input_dim + 1u);
+    let off = g.x0_off + row * g.x0_stride;
     arena[off] = x.x;
     arena[off + 1u] = x.y;
     write_time(off + 2u, t);

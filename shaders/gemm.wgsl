@@ -146,3 +146,4 @@ fn gemm_small(@builtin(global_invocation_id) gid: vec3<u32>) {
     store_one(m, n, gid.z, acc);
 }
 
+

@@ -13,7 +13,8 @@ use crate::core::path::Loss;
 use crate::core::schedule::{Diffusion, Schedule, SigmaMode};
 use crate::engine::cpu::{self, CpuTrainer};
 use crate::engine::gpu::GpuTrainer;
-use crate::engine::sampler::{self, Model, SamplerConfig, SamplerKind};
+use crate::engine::gpu_sampler::GpuSampler;
+use crate::engine::sampler::{self, Grid, Model, Particles, SamplerConfig, SamplerKind};
 use crate::engine::{BackendChoice, TrainConfig, Trainer, measure, select_trainer, worker_count};
 use crate::gpu::context::GpuContext;
 use crate::nn::layout::{Activation, MlpConfig, TimeFeatures};
@@ -68,7 +69,7 @@ TRAIN OPTIONS (defaults in brackets):
   --seed N              seeds the model, the batches and the sampler [0]
   --ema D               decay of the parameter average the sampler uses, 0 = off [0.99]
   --backend B           auto, gpu, cpu [auto: a hardware GPU; a software one only if faster]
-  --sampler K           ode, heun, sde [ode]
+  --sampler K           ode (Euler), heun, sde (Euler-Maruyama) [ode]
   --sigma X             diffusion scale for sde, >= 0 [1]
   --sigma-mode M        const, beta [const]
   --sample-steps N      integration steps [100]
@@ -308,15 +309,36 @@ pub fn run_train(a: &TrainArgs) -> Result<Value, CliError> {
         u32::MAX,
         1024,
     );
-    let sampling = trainer.sampling_params();
-    let model = Model {
-        layout: trainer.layout(),
-        params: &sampling,
-        loss: a.config.loss,
-        schedule: a.config.schedule,
-    };
     let t0 = Instant::now();
-    let samples = sampler::sample(model, a.sampler, a.samples);
+    let samples = match &trainer {
+        // On the GPU backend the samples are drawn on the device too.
+        Trainer::Gpu(g) => {
+            let mut s = GpuSampler::new(
+                g.context().clone(),
+                g.layout().clone(),
+                a.config.loss,
+                a.config.schedule,
+                &a.data,
+                a.samples as u32,
+                0,
+                a.sampler,
+                Grid::square(4.5, 8),
+            )
+            .map_err(|e| CliError::Failed(e.to_string()))?;
+            s.copy_params_from(g);
+            s.sample_blocking()
+        }
+        Trainer::Cpu(_) => {
+            let sampling = trainer.sampling_params();
+            let model = Model {
+                layout: trainer.layout(),
+                params: &sampling,
+                loss: a.config.loss,
+                schedule: a.config.schedule,
+            };
+            sampler::sample(model, a.sampler, a.samples)
+        }
+    };
     let sample_seconds = t0.elapsed().as_secs_f64();
     if samples
         .iter()
@@ -461,7 +483,69 @@ pub fn bench(seconds: f64, verbose: bool) -> Value {
             rows.push(row);
         }
     }
-    json!({ "adapter": adapter, "train": rows, "wgsl_gemm": gemm })
+    let particles = bench_particles(ctx.as_ref().ok(), &data, seconds);
+    if verbose {
+        eprintln!("{particles}");
+    }
+    json!({ "adapter": adapter, "train": rows, "wgsl_gemm": gemm, "particles": particles })
+}
+
+/// Particle-steps per second for 100k particles of the default network (ODE, 100
+/// steps), timed over the first steps of the run, on both backends.
+fn bench_particles(ctx: Option<&GpuContext>, data: &DataSet, seconds: f64) -> Value {
+    const N: usize = 100_000;
+    let config = TrainConfig::default();
+    let Ok(layout) = crate::nn::layout::Layout::new(config.mlp) else {
+        return json!(null);
+    };
+    let params = layout.init_params(0);
+    let model = Model {
+        layout: &layout,
+        params: &params,
+        loss: config.loss,
+        schedule: config.schedule,
+    };
+    let cfg = SamplerConfig::default();
+    let mut p = Particles::new(N, cfg);
+    let start = Instant::now();
+    let mut steps = 0u32;
+    while steps < 2 || (start.elapsed().as_secs_f64() < seconds && steps < cfg.steps) {
+        p.step(model);
+        steps += 1;
+    }
+    let cpu = (N as f64 * steps as f64) / start.elapsed().as_secs_f64();
+    let gpu = ctx.and_then(|ctx| {
+        let mut s = GpuSampler::new(
+            ctx.clone(),
+            layout.clone(),
+            config.loss,
+            config.schedule,
+            data,
+            N as u32,
+            0,
+            cfg,
+            Grid::square(4.5, 8),
+        )
+        .ok()?;
+        s.set_params(&params);
+        s.advance(1);
+        let _ = s.positions_blocking();
+        let start = Instant::now();
+        let mut steps = 0u32;
+        while steps < 2 || (start.elapsed().as_secs_f64() < seconds && s.k() < cfg.steps) {
+            s.advance(1);
+            let _ = ctx.device.poll(wgpu::PollType::wait_indefinitely());
+            steps += 1;
+        }
+        Some((N as f64 * steps as f64) / start.elapsed().as_secs_f64())
+    });
+    json!({
+        "particles": N,
+        "steps": cfg.steps,
+        "cpu_particle_steps_per_second": cpu,
+        "gpu_particle_steps_per_second": gpu,
+        "gpu_over_cpu": gpu.map(|g| g / cpu),
+    })
 }
 
 /// Runs the command line; returns the process exit code.

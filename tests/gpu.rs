@@ -5,7 +5,7 @@
 use flow_playground::core::data::{DataSet, Toy};
 use flow_playground::core::path::Loss;
 use flow_playground::engine::cpu::CpuTrainer;
-use flow_playground::engine::gpu::GpuTrainer;
+use flow_playground::engine::gpu::{GpuTrainer, act_stride};
 use flow_playground::engine::{TrainConfig, batch_row};
 use flow_playground::gpu::context::GpuContext;
 use flow_playground::nn::cpu::{Workspace, backward, forward};
@@ -14,9 +14,10 @@ use flow_playground::nn::layout::{Activation, MlpConfig, TimeFeatures};
 mod common;
 use common::gpu;
 
-/// Rows of `width` values plus a column of ones: checks the ones, returns the rest.
+/// Rows of `width` values, a column of ones and padding: checks the ones, returns the
+/// values.
 fn strip_ones(rows: &[f32], width: usize) -> Vec<f32> {
-    rows.chunks_exact(width + 1)
+    rows.chunks_exact(act_stride(width))
         .flat_map(|r| {
             assert_eq!(r[width], 1.0, "the ones column was overwritten");
             r[..width].to_vec()
@@ -112,7 +113,7 @@ fn check_kernels(ctx: GpuContext, config: TrainConfig) {
         targets[2 * i] = r.target[0];
         targets[2 * i + 1] = r.target[1];
     }
-    let x0 = strip_ones(&g.arena_blocking(off.x0, b * (dim + 1)), dim);
+    let x0 = strip_ones(&g.arena_blocking(off.x0, b * act_stride(dim)), dim);
     let e = max_abs(&x0, &ws.input);
     println!("batch inputs: max abs error {e:e}");
     assert!(e < 1e-4, "batch inputs differ by {e}");

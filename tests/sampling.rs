@@ -83,7 +83,11 @@ fn gpu_integration_matches_the_cpu_for_every_scheme() {
             )
             .expect("sampler");
             gpu.set_params(t.ema_params());
-            // In two pieces, as the app animates.
+            // A restart with another seed, then back to ours, in two pieces as the app
+            // animates.
+            gpu.restart_with_seed(99);
+            gpu.advance(7);
+            gpu.restart_with_seed(3);
             gpu.advance(15);
             gpu.advance(100);
             assert!(gpu.done());

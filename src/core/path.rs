@@ -147,6 +147,13 @@ pub fn score_from_field(c: Coeffs, x: Vec2, u: Vec2) -> Vec2 {
     ]
 }
 
+/// The conditional path of one data point at time `t`: `p_t(x | z)` is the Gaussian
+/// with this centre `alpha_t z` and standard deviation `beta_t`.
+pub fn conditional_circle(schedule: Schedule, z: Vec2, t: f32) -> (Vec2, f32) {
+    let c = schedule.coeffs(t);
+    ([c.alpha * z[0], c.alpha * z[1]], c.beta)
+}
+
 /// The time at which samplers evaluate the network and the conversions.
 #[inline]
 pub fn guarded_time(t: f32) -> f32 {
@@ -247,6 +254,18 @@ mod tests {
         for k in 0..2 {
             assert!((s[k] - (t * u[k] - x[k]) / (1.0 - t)).abs() < 1e-5);
         }
+    }
+
+    #[test]
+    fn conditional_path_runs_from_noise_to_the_point() {
+        let z = [2.0, -1.0];
+        assert_eq!(
+            conditional_circle(Schedule::CondOt, z, 0.0),
+            ([0.0, 0.0], 1.0)
+        );
+        assert_eq!(conditional_circle(Schedule::CondOt, z, 1.0), (z, 0.0));
+        let (m, r) = conditional_circle(Schedule::Cosine, z, 0.5);
+        assert!((m[0] - 2.0 * 0.5f32.sqrt()).abs() < 1e-6 && (r - 0.5f32.sqrt()).abs() < 1e-6);
     }
 
     #[test]

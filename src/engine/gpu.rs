@@ -58,7 +58,8 @@ pub(crate) struct Globals {
     pub(crate) ema_off: u32,
     pub(crate) partial_off: u32,
     pub(crate) pow_off: u32,
-    pub(crate) pad: [u32; 3],
+    pub(crate) x0_stride: u32,
+    pub(crate) pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -87,6 +88,12 @@ pub(crate) const MODE_MUL_D: u32 = 1;
 pub(crate) const MODE_STORE: u32 = 2;
 pub(crate) const MODE_ACT: u32 = 3;
 
+/// Row stride of a stored activation of `width` values: the values, a column of ones
+/// (the bias trick), padded to a multiple of 4 floats so rows can be read as `vec4`.
+pub fn act_stride(width: usize) -> usize {
+    (width + 1).div_ceil(4) * 4
+}
+
 /// Where everything lives in the arena, in `f32` elements.
 #[derive(Clone, Debug, Default)]
 pub struct Offsets {
@@ -100,10 +107,10 @@ pub struct Offsets {
     pub pow: usize,
     /// Per-chunk gradient partials (`n_chunks x n_params`).
     pub partial: usize,
-    /// The batch input `X_0` (`B x (I + 1)`: a trailing column of ones).
+    /// The batch input `X_0` (`B` rows of [`act_stride`]`(I)`: values, then ones).
     pub x0: usize,
-    /// Each layer's output: hidden `X_l` (`B x (H + 1)`, ones last), then the network
-    /// output (`B x 2`).
+    /// Each layer's output: hidden `X_l` (`B` rows of [`act_stride`]`(H)`), then the
+    /// network output (`B x 2`).
     pub h: Vec<usize>,
     /// Each hidden layer's `act'(Z)`.
     pub d: Vec<usize>,
@@ -135,13 +142,13 @@ impl Offsets {
         let ema = take(p);
         let pow = take(2);
         let partial = take(n_chunks * p);
-        let x0 = take(batch * (layout.input_dim() + 1));
+        let x0 = take(batch * act_stride(layout.input_dim()));
         let mut h = Vec::new();
         let mut d = Vec::new();
         let last = layout.layers.len() - 1;
         for (l, layer) in layout.layers.iter().enumerate() {
             if l < last {
-                h.push(take(batch * (layer.fan_out + 1)));
+                h.push(take(batch * act_stride(layer.fan_out)));
                 d.push(take(batch * layer.fan_out));
             } else {
                 h.push(take(batch * layer.fan_out));
@@ -175,7 +182,7 @@ impl Offsets {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kernel {
     SampleBatch,
     Gemm,
@@ -363,7 +370,7 @@ impl GpuTrainer {
             let start = if l == 0 { offsets.x0 } else { offsets.h[l - 1] };
             let width = layer.fan_in;
             for r in 0..b {
-                host[start + r * (width + 1) + width] = 1.0;
+                host[start + r * act_stride(width) + width] = 1.0;
             }
         }
         host[offsets.ema..offsets.ema + layout.n_params].copy_from_slice(params);
@@ -430,7 +437,8 @@ impl GpuTrainer {
             ema_off: offsets.ema as u32,
             partial_off: offsets.partial as u32,
             pow_off: offsets.pow as u32,
-            pad: [0; 3],
+            x0_stride: act_stride(layout.input_dim()) as u32,
+            pad: [0; 2],
         };
         let globals_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("globals"),
@@ -828,6 +836,16 @@ pub enum GpuTrainError {
     Gpu(#[from] GpuError),
 }
 
+/// The kernel for a product: the tiled `gemm`, or `gemm_small` (one invocation per
+/// element) for products with a side under 16, where 64-wide tiles would mostly idle.
+fn pick_gemm(p: &GemmParams) -> Kernel {
+    if p.m < 16 || p.n < 16 {
+        Kernel::GemmSmall
+    } else {
+        Kernel::Gemm
+    }
+}
+
 /// The dispatches of one training step, and the GEMM uniform slots they use.
 fn make_plan(
     layout: &Layout,
@@ -847,11 +865,11 @@ fn make_plan(
     let mut slots = Vec::new();
     // The tiled kernel for big products, one invocation per element for small ones.
     let mut gemm = |plan: &mut Vec<Dispatch>, p: GemmParams, z: u32| {
-        let big = p.m >= 16 && p.n >= 16;
+        let kernel = pick_gemm(&p);
         plan.push(Dispatch {
-            kernel: if big { Kernel::Gemm } else { Kernel::GemmSmall },
+            kernel,
             slot: slots.len() as u32,
-            groups: if big {
+            groups: if kernel == Kernel::Gemm {
                 groups(p.m, p.n, z)
             } else {
                 [(p.m * p.n).div_ceil(64), 1, z]
@@ -874,13 +892,17 @@ fn make_plan(
                 k: fi + 1,
                 mode: if hidden { MODE_HIDDEN } else { MODE_STORE },
                 a_off: input_of(l),
-                a_rs: fi + 1,
+                a_rs: act_stride(fi as usize) as u32,
                 a_cs: 1,
                 b_off: layer.w_offset as u32,
                 b_rs: fo,
                 b_cs: 1,
                 c_off: off.h[l] as u32,
-                c_rs: if hidden { fo + 1 } else { fo },
+                c_rs: if hidden {
+                    act_stride(fo as usize) as u32
+                } else {
+                    fo
+                },
                 d_off: if hidden { off.d[l] as u32 } else { 0 },
                 d_rs: fo,
                 k_chunk: fi + 1,
@@ -938,7 +960,7 @@ fn make_plan(
             mode: MODE_STORE,
             a_off: input_of(l),
             a_rs: 1,
-            a_cs: fi + 1,
+            a_cs: act_stride(fi as usize) as u32,
             b_off: off.dz[cur] as u32,
             b_rs: fo,
             b_cs: 1,

@@ -20,7 +20,7 @@ use crate::gpu::context::{GpuContext, GpuError};
 use crate::gpu::shaders::{self, GemmShape};
 use crate::nn::layout::{Layout, TimeFeatures};
 
-use super::gpu::{GemmParams, Globals, GpuTrainer, MODE_ACT, MODE_STORE};
+use super::gpu::{GemmParams, Globals, GpuTrainer, MODE_ACT, MODE_STORE, act_stride};
 use super::sampler::{Grid, SamplerConfig, SamplerKind};
 
 /// Rows of one network chunk.
@@ -95,6 +95,8 @@ pub struct GpuSampler {
     traj_m: u32,
     k: u32,
     arena: wgpu::Buffer,
+    globals: Globals,
+    globals_buf: wgpu::Buffer,
     // Held by the bind group; kept here so its lifetime is plain.
     _ctrl: wgpu::Buffer,
     particles: wgpu::Buffer,
@@ -134,12 +136,17 @@ impl GpuSampler {
         // column of ones) and network outputs.
         let mut at = layout.n_params.div_ceil(4) * 4;
         let x0 = at;
-        at += rows as usize * (layout.input_dim() + 1);
+        at += rows as usize * act_stride(layout.input_dim());
         let mut h = Vec::new();
         for (l, layer) in layout.layers.iter().enumerate() {
             h.push(at);
             let hidden = l + 1 < layout.layers.len();
-            at += rows as usize * (layer.fan_out + usize::from(hidden));
+            at += rows as usize
+                * if hidden {
+                    act_stride(layer.fan_out)
+                } else {
+                    layer.fan_out
+                };
         }
         let len = at;
         let bytes = len as u64 * 4;
@@ -158,7 +165,7 @@ impl GpuSampler {
         for (l, layer) in layout.layers.iter().enumerate() {
             let start = if l == 0 { x0 } else { h[l - 1] };
             for r in 0..rows as usize {
-                host[start + r * (layer.fan_in + 1) + layer.fan_in] = 1.0;
+                host[start + r * act_stride(layer.fan_in) + layer.fan_in] = 1.0;
             }
         }
         let storage = wgpu::BufferUsages::STORAGE
@@ -217,13 +224,14 @@ impl GpuSampler {
             n_params: layout.n_params as u32,
             act: layout.config.activation.shader_code(),
             x0_off: x0 as u32,
+            x0_stride: act_stride(layout.input_dim()) as u32,
             y_off: *h.last().unwrap_or(&0) as u32,
             ..Globals::default()
         };
         let globals_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("sampler globals"),
             contents: bytemuck::bytes_of(&globals),
-            usage: wgpu::BufferUsages::UNIFORM,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         });
 
         // GEMM slots: one forward pass per distinct chunk size.
@@ -243,13 +251,17 @@ impl GpuSampler {
                     k: fi + 1,
                     mode: if hidden { MODE_ACT } else { MODE_STORE },
                     a_off: if l == 0 { x0 } else { h[l - 1] } as u32,
-                    a_rs: fi + 1,
+                    a_rs: act_stride(fi as usize) as u32,
                     a_cs: 1,
                     b_off: layer.w_offset as u32,
                     b_rs: fo,
                     b_cs: 1,
                     c_off: h[l] as u32,
-                    c_rs: if hidden { fo + 1 } else { fo },
+                    c_rs: if hidden {
+                        act_stride(fo as usize) as u32
+                    } else {
+                        fo
+                    },
                     k_chunk: fi + 1,
                     ..GemmParams::default()
                 });
@@ -517,6 +529,8 @@ impl GpuSampler {
             traj_m,
             k: 0,
             arena,
+            globals,
+            globals_buf,
             _ctrl: ctrl,
             particles,
             traj,
@@ -588,6 +602,16 @@ impl GpuSampler {
         }];
         self.submit(&plan, 1);
         self.k = 0;
+    }
+
+    /// Back to `t = 0` with the prior samples and Brownian increments of `seed`.
+    pub fn restart_with_seed(&mut self, seed: u32) {
+        self.globals.seed = seed;
+        self.config.seed = seed;
+        self.ctx
+            .queue
+            .write_buffer(&self.globals_buf, 0, bytemuck::bytes_of(&self.globals));
+        self.restart();
     }
 
     /// Queues up to `steps` integration steps (stops at `t = 1`). Never waits.
