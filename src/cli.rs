@@ -50,6 +50,7 @@ pub const USAGE: &str = "\
 flow-playground: watch a generative model learn (flow matching, score matching)
 
 USAGE:
+  flow-playground                   open the interactive window
   flow-playground train [OPTIONS]   train, sample, score; --json for a one-line summary
   flow-playground bench [--json]    training throughput of both backends, and their ratio
   flow-playground help              this text

@@ -1,0 +1,331 @@
+//! The top bar, the side panel of grouped controls and the keyboard.
+
+use eframe::egui;
+
+use super::state::{ArrowKind, DataChoice, presets};
+use super::{Command, FlowApp};
+use crate::core::data::Toy;
+use crate::core::path::Loss;
+use crate::core::schedule::{Schedule, SigmaMode};
+use crate::engine::sampler::SamplerKind;
+use crate::nn::layout::{Activation, TimeFeatures};
+
+/// Space plays or pauses training, R resets, the arrow keys scrub t.
+pub fn keyboard(ctx: &egui::Context) -> Vec<Command> {
+    if ctx.egui_wants_keyboard_input() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    ctx.input(|i| {
+        if i.key_pressed(egui::Key::Space) {
+            out.push(Command::TogglePlay);
+        }
+        if i.key_pressed(egui::Key::R) {
+            out.push(Command::Reset);
+        }
+    });
+    out
+}
+
+/// The arrow keys move t by 0.01 (0.1 with Shift).
+fn scrub_t(ctx: &egui::Context, t: &mut f32) {
+    if ctx.egui_wants_keyboard_input() {
+        return;
+    }
+    ctx.input(|i| {
+        let step = if i.modifiers.shift { 0.1 } else { 0.01 };
+        if i.key_pressed(egui::Key::ArrowRight) || i.key_pressed(egui::Key::ArrowUp) {
+            *t = (*t + step).min(1.0);
+        }
+        if i.key_pressed(egui::Key::ArrowLeft) || i.key_pressed(egui::Key::ArrowDown) {
+            *t = (*t - step).max(0.0);
+        }
+    });
+}
+
+/// Play/pause, step, reset, presets, the backend badge, steps/s and fps.
+pub fn top_bar(ui: &mut egui::Ui, app: &mut FlowApp) -> Vec<Command> {
+    let mut out = Vec::new();
+    scrub_t(ui.ctx(), &mut app.settings.t);
+    ui.horizontal(|ui| {
+        ui.heading("Flow Playground");
+        ui.separator();
+        let play = if app.running { "Pause" } else { "Train" };
+        if ui
+            .button(play)
+            .on_hover_text("Play or pause training (Space)")
+            .clicked()
+        {
+            out.push(Command::TogglePlay);
+        }
+        if ui
+            .button("Step")
+            .on_hover_text("One training step")
+            .clicked()
+        {
+            out.push(Command::Step);
+        }
+        if ui
+            .button("Reset")
+            .on_hover_text("A fresh model (R)")
+            .clicked()
+        {
+            out.push(Command::Reset);
+        }
+        ui.menu_button("Presets", |ui| {
+            for (i, (name, _)) in presets().iter().enumerate() {
+                if ui.button(*name).clicked() {
+                    out.push(Command::Preset(i));
+                    ui.close();
+                }
+            }
+        });
+        ui.separator();
+        let (badge, why) = app.backend_badge();
+        ui.label(egui::RichText::new(badge).strong())
+            .on_hover_text(why);
+        let (sps, fps) = app.speeds();
+        ui.label(format!(
+            "step {}  ·  {:.0} steps/s  ·  {:.0} fps",
+            app.step(),
+            sps,
+            fps
+        ));
+        if let Some(l) = app.recent_loss(50) {
+            ui.label(format!("loss {l:.3}"));
+        }
+    });
+    if let Some(n) = app.notice.clone() {
+        ui.horizontal(|ui| {
+            ui.colored_label(egui::Color32::from_rgb(255, 190, 80), n);
+            if ui.small_button("x").on_hover_text("Dismiss").clicked() {
+                app.notice = None;
+            }
+        });
+    }
+    out
+}
+
+fn combo<T: Copy + PartialEq + std::fmt::Display>(
+    ui: &mut egui::Ui,
+    label: &str,
+    value: &mut T,
+    all: &[T],
+    tip: &str,
+) {
+    egui::ComboBox::from_label(label)
+        .selected_text(value.to_string())
+        .show_ui(ui, |ui| {
+            for v in all {
+                ui.selectable_value(value, *v, v.to_string());
+            }
+        })
+        .response
+        .on_hover_text(tip);
+}
+
+const RESETS: &str = "Changing this starts a new model.";
+const LIVE: &str = "Applies live, without resetting the model.";
+
+/// The grouped controls: Data, Path, Model and loss, Training, Sampling, View.
+pub fn side_panel(ui: &mut egui::Ui, app: &mut FlowApp) -> Vec<Command> {
+    let mut out = Vec::new();
+    let mut brush = app.brush();
+    let s = &mut app.settings;
+    egui::CollapsingHeader::new("Data")
+        .default_open(true)
+        .show(ui, |ui| {
+            let current = match &s.data {
+                DataChoice::Toy(t) => t.name().to_string(),
+                DataChoice::Drawn => "drawn".to_string(),
+            };
+            egui::ComboBox::from_label("dataset")
+                .selected_text(current)
+                .show_ui(ui, |ui| {
+                    for t in Toy::ALL {
+                        ui.selectable_value(&mut s.data, DataChoice::Toy(t), t.name());
+                    }
+                    ui.selectable_value(&mut s.data, DataChoice::Drawn, "draw your own");
+                })
+                .response
+                .on_hover_text(RESETS);
+            if s.data == DataChoice::Drawn {
+                ui.horizontal(|ui| {
+                    ui.toggle_value(&mut brush, "Brush")
+                        .on_hover_text("Drag on the canvas to spray points");
+                    if ui.button("Undo").clicked() {
+                        out.push(Command::UndoStroke);
+                    }
+                    if ui.button("Clear").clicked() {
+                        out.push(Command::ClearDrawing);
+                    }
+                });
+                ui.label(format!(
+                    "{} points{}",
+                    s.drawn.len(),
+                    if s.drawn.len() < crate::core::data::MIN_POINTS {
+                        " (need 8 to train)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        });
+    if s.data != DataChoice::Drawn {
+        brush = false;
+    }
+    egui::CollapsingHeader::new("Path")
+        .default_open(true)
+        .show(ui, |ui| {
+            let mut kind = match s.schedule {
+                Schedule::Poly(_) => "poly",
+                other => match other {
+                    Schedule::CondOt => "condot",
+                    Schedule::Cosine => "cosine",
+                    _ => "sqrt-beta",
+                },
+            };
+            egui::ComboBox::from_label("schedule")
+                .selected_text(kind)
+                .show_ui(ui, |ui| {
+                    for k in ["condot", "cosine", "sqrt-beta", "poly"] {
+                        ui.selectable_value(&mut kind, k, k);
+                    }
+                })
+                .response
+                .on_hover_text(RESETS);
+            s.schedule = match (kind, s.schedule) {
+                ("poly", Schedule::Poly(k)) => Schedule::Poly(k),
+                ("poly", _) => Schedule::Poly(2.0),
+                (k, _) => k.parse().unwrap_or_default(),
+            };
+            if let Schedule::Poly(k) = &mut s.schedule {
+                let (lo, hi) = Schedule::POLY_RANGE;
+                ui.add(egui::Slider::new(k, lo..=hi).text("K (alpha = t^K)"))
+                    .on_hover_text(RESETS);
+            }
+            ui.add(egui::Slider::new(&mut s.t, 0.0..=1.0).text("t"))
+                .on_hover_text("The time shown (arrow keys scrub)");
+        });
+    egui::CollapsingHeader::new("Model and loss")
+        .default_open(true)
+        .show(ui, |ui| {
+            combo(ui, "loss", &mut s.loss, &Loss::ALL, RESETS);
+            ui.small(format!("network outputs: {}", s.loss.output_name()));
+            if s.loss == Loss::Dsm {
+                ui.small(format!(
+                    "t drawn from [0, {}]",
+                    1.0 - crate::core::path::DSM_DELTA
+                ));
+            }
+            combo(
+                ui,
+                "activation",
+                &mut s.activation,
+                &Activation::ALL,
+                RESETS,
+            );
+            combo(
+                ui,
+                "time input",
+                &mut s.time,
+                &[TimeFeatures::Sinusoidal, TimeFeatures::Raw],
+                RESETS,
+            );
+            ui.add(egui::Slider::new(&mut s.width, 16..=256).text("width"))
+                .on_hover_text(RESETS);
+            ui.add(egui::Slider::new(&mut s.depth, 1..=6).text("hidden layers"))
+                .on_hover_text(RESETS);
+            ui.add(egui::DragValue::new(&mut s.seed).prefix("seed "))
+                .on_hover_text(RESETS);
+        });
+    egui::CollapsingHeader::new("Training")
+        .default_open(true)
+        .show(ui, |ui| {
+            ui.add(
+                egui::Slider::new(&mut s.lr, 1e-5..=1e-2)
+                    .logarithmic(true)
+                    .text("learning rate"),
+            )
+            .on_hover_text(LIVE);
+            ui.add(
+                egui::Slider::new(&mut s.batch, 16..=4096)
+                    .logarithmic(true)
+                    .text("batch"),
+            )
+            .on_hover_text(LIVE);
+            ui.add(egui::Slider::new(&mut s.ema, 0.0..=0.999).text("EMA decay"))
+                .on_hover_text(
+                    "Average of the parameters that the samplers use. ".to_string() + LIVE,
+                );
+            let mut auto = s.steps_per_frame.is_none();
+            ui.checkbox(&mut auto, "auto steps per frame")
+                .on_hover_text("Adapts so the window stays smooth");
+            if auto {
+                s.steps_per_frame = None;
+            } else {
+                let mut n = s.steps_per_frame.unwrap_or(4);
+                ui.add(egui::Slider::new(&mut n, 1..=100).text("steps per frame"));
+                s.steps_per_frame = Some(n);
+            }
+        });
+    egui::CollapsingHeader::new("Sampling")
+        .default_open(true)
+        .show(ui, |ui| {
+            combo(
+                ui,
+                "sampler",
+                &mut s.sampler,
+                &[SamplerKind::Ode, SamplerKind::Heun, SamplerKind::Sde],
+                LIVE,
+            );
+            if s.sampler == SamplerKind::Sde {
+                ui.add(egui::Slider::new(&mut s.sigma, 0.0..=3.0).text("sigma"))
+                    .on_hover_text(LIVE);
+                combo(
+                    ui,
+                    "sigma_t",
+                    &mut s.sigma_mode,
+                    &[SigmaMode::Const, SigmaMode::Beta],
+                    "const: sigma_t = sigma; beta: sigma_t = sigma beta_t",
+                );
+            }
+            ui.add(egui::Slider::new(&mut s.sample_steps, 10..=500).text("steps"))
+                .on_hover_text(LIVE);
+            ui.add(
+                egui::Slider::new(&mut s.particles, 100..=20_000)
+                    .logarithmic(true)
+                    .text("particles"),
+            )
+            .on_hover_text(LIVE);
+            if ui
+                .button(if app.animating {
+                    "Stop animation"
+                } else {
+                    "Animate t"
+                })
+                .clicked()
+            {
+                out.push(Command::ToggleAnimation);
+            }
+        });
+    let s = &mut app.settings;
+    egui::CollapsingHeader::new("View")
+        .default_open(true)
+        .show(ui, |ui| {
+            let l = &mut s.layers;
+            ui.checkbox(&mut l.data, "data points");
+            ui.checkbox(&mut l.density, "density p_t (exact)");
+            ui.checkbox(&mut l.learned_arrows, "learned arrows");
+            ui.horizontal(|ui| {
+                ui.radio_value(&mut l.arrow_kind, ArrowKind::Field, "field u");
+                ui.radio_value(&mut l.arrow_kind, ArrowKind::Score, "score s");
+            });
+            ui.checkbox(&mut l.exact_arrows, "exact marginal arrows");
+            ui.checkbox(&mut l.particles, "particles");
+            ui.checkbox(&mut l.trajectories, "trajectories");
+            ui.small("Click a data point for its conditional path.");
+        });
+    app.set_brush(brush);
+    out
+}

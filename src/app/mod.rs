@@ -1,0 +1,582 @@
+//! The interactive app: the lecture's objects drawn live while the model trains.
+//!
+//! `App::logic` drives the engine (training steps within a frame budget, particles
+//! towards the chosen t, the loss probes); `App::ui` draws the panels and the canvas.
+//! UI code returns [`Command`]s that are applied in one place.
+
+pub mod canvas;
+pub mod controls;
+pub mod plots;
+pub mod state;
+
+use eframe::egui;
+use serde_json::json;
+use web_time::Instant;
+
+use crate::core::data::{DataSet, Mixture};
+use crate::core::metrics;
+use crate::engine::cpu::{CpuTrainer, loss_pair};
+use crate::engine::sampler::{self, Model, Particles};
+use state::{DataChoice, ModelKey, Settings};
+
+/// The key eframe stores the settings under.
+pub const STORAGE_KEY: &str = "flow-playground-settings";
+/// The frame time aimed at (50 fps) when steps per frame adapt.
+const FRAME_TARGET_S: f64 = 0.020;
+/// Training time per frame at least, and the share of a frame it may take when
+/// drawing alone already misses the target (slow or software renderers).
+const TRAIN_MIN_S: f64 = 0.006;
+const TRAIN_SHARE: f64 = 0.45;
+/// Particle-integration time per frame.
+const PARTICLE_BUDGET_S: f64 = 0.008;
+/// Rows of each `L_CFM` / `L_FM` probe.
+const PROBE_ROWS: usize = 128;
+/// Steps between probes.
+const PROBE_EVERY: u64 = 20;
+/// Steps between sample-quality measurements.
+const QUALITY_EVERY: u64 = 500;
+
+/// What a widget asks for; applied by [`FlowApp::apply`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Start over with a fresh model.
+    Reset,
+    /// One training step.
+    Step,
+    /// Play or pause training.
+    TogglePlay,
+    /// Play or pause the particle animation.
+    ToggleAnimation,
+    /// Apply preset `i` of [`state::presets`].
+    Preset(usize),
+    /// Remove the drawn points.
+    ClearDrawing,
+    /// Remove the last brush stroke.
+    UndoStroke,
+    /// Add points to the drawing (model coordinates).
+    Spray(Vec<[f32; 2]>),
+    /// End of a brush stroke.
+    EndStroke,
+    /// Show the conditional path of the data point nearest to this position.
+    Pick([f32; 2]),
+}
+
+/// Histories for the plots.
+#[derive(Default)]
+pub struct History {
+    /// (step, L_CFM of the batch).
+    pub loss: Vec<[f64; 2]>,
+    /// (step, L_CFM, L_FM) on probe rows.
+    pub probes: Vec<[f64; 3]>,
+    /// (step, sliced W2, its floor).
+    pub quality: Vec<[f64; 3]>,
+}
+
+/// Everything built from the settings: replaced when the model key changes.
+struct Live {
+    key: ModelKey,
+    data: DataSet,
+    trainer: CpuTrainer,
+    particles: Particles,
+    particles_started: Instant,
+    error: Option<String>,
+}
+
+impl Live {
+    fn build(settings: &Settings) -> Result<Self, String> {
+        let data = match &settings.data {
+            DataChoice::Toy(t) => DataSet::toy(*t, settings.seed),
+            DataChoice::Drawn => {
+                DataSet::user("drawn", settings.drawn.clone()).map_err(|e| e.to_string())?
+            }
+        };
+        // Drawn points are already in model coordinates: keep them as they are.
+        let data = if settings.data == DataChoice::Drawn {
+            DataSet {
+                mixture: Mixture::from_points(&settings.drawn),
+                normalizer: Default::default(),
+                ..data
+            }
+        } else {
+            data
+        };
+        let trainer = CpuTrainer::new(settings.train_config()).map_err(|e| e.to_string())?;
+        Ok(Live {
+            key: settings.model_key(),
+            particles: Particles::with_trajectories(
+                settings.particles,
+                settings.sampler_config(),
+                48,
+            ),
+            particles_started: Instant::now(),
+            data,
+            trainer,
+            error: None,
+        })
+    }
+
+    fn model(&self) -> Model<'_> {
+        Model {
+            layout: self.trainer.layout(),
+            params: self.trainer.ema_params(),
+            loss: self.trainer.config().loss,
+            schedule: self.trainer.config().schedule,
+        }
+    }
+}
+
+/// The app.
+pub struct FlowApp {
+    /// The user's settings (persisted).
+    pub settings: Settings,
+    live: Live,
+    /// Plot histories.
+    pub history: History,
+    /// Training on or off.
+    pub running: bool,
+    /// Particles moving through t by themselves.
+    pub animating: bool,
+    /// A message for the user (bad stored settings, divergence, too few points).
+    pub notice: Option<String>,
+    view: canvas::View,
+    brush: bool,
+    strokes: Vec<usize>,
+    picked: Option<[f32; 2]>,
+    steps_per_frame: u32,
+    steps_per_second: f64,
+    fps: f64,
+    last_frame: Option<Instant>,
+    last_status: Option<Instant>,
+    /// Print the status line (stdout natively, the console on the web).
+    pub status_line: bool,
+}
+
+impl FlowApp {
+    /// An app with `settings`; training starts at once.
+    pub fn new(mut settings: Settings, notice: Option<String>) -> Self {
+        settings.sanitize();
+        let (live, notice) = match Live::build(&settings) {
+            Ok(l) => (l, notice),
+            Err(e) => {
+                let fallback = Settings::default();
+                let msg = format!("settings not usable ({e}); defaults restored");
+                settings = fallback;
+                (Live::build(&settings).expect("defaults build"), Some(msg))
+            }
+        };
+        FlowApp {
+            settings,
+            live,
+            history: History::default(),
+            running: true,
+            animating: false,
+            notice,
+            view: canvas::View::default(),
+            brush: false,
+            strokes: Vec::new(),
+            picked: None,
+            steps_per_frame: 4,
+            steps_per_second: 0.0,
+            fps: 0.0,
+            last_frame: None,
+            last_status: None,
+            status_line: true,
+        }
+    }
+
+    /// Restores the settings from eframe's storage (or defaults, with a notice if the
+    /// stored state could not be read).
+    pub fn from_storage(storage: Option<&dyn eframe::Storage>) -> Self {
+        let stored = storage.and_then(|s| s.get_string(STORAGE_KEY));
+        match stored {
+            None => Self::new(Settings::default(), None),
+            Some(text) => match serde_json::from_str::<Settings>(&text) {
+                Ok(s) => Self::new(s, None),
+                Err(e) => Self::new(
+                    Settings::default(),
+                    Some(format!(
+                        "saved settings could not be read ({e}); defaults restored"
+                    )),
+                ),
+            },
+        }
+    }
+
+    /// Training steps applied so far.
+    pub fn step(&self) -> u64 {
+        self.live.trainer.steps_done()
+    }
+
+    /// The data set being learned.
+    pub fn data(&self) -> &DataSet {
+        &self.live.data
+    }
+
+    /// Mean loss of the last `n` steps.
+    pub fn recent_loss(&self, n: usize) -> Option<f64> {
+        let l = &self.history.loss;
+        if l.is_empty() {
+            return None;
+        }
+        let tail = &l[l.len().saturating_sub(n)..];
+        Some(tail.iter().map(|p| p[1]).sum::<f64>() / tail.len() as f64)
+    }
+
+    /// The backend badge: engine, adapter, why.
+    pub fn backend_badge(&self) -> (String, String) {
+        let threads = crate::engine::worker_count(self.settings.batch, 256);
+        (
+            format!("CPU engine, {threads} threads"),
+            "training and particles run on the CPU engine in this window".to_string(),
+        )
+    }
+
+    /// Applies one command.
+    pub fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::Reset => self.rebuild(),
+            Command::Step => {
+                self.running = false;
+                self.train(1);
+            }
+            Command::TogglePlay => self.running = !self.running,
+            Command::ToggleAnimation => {
+                self.animating = !self.animating;
+                if self.animating && self.settings.t >= 1.0 {
+                    self.settings.t = 0.0;
+                }
+            }
+            Command::Preset(i) => {
+                if let Some((_, s)) = state::presets().into_iter().nth(i) {
+                    self.settings = s;
+                    self.rebuild();
+                    self.running = true;
+                }
+            }
+            Command::ClearDrawing => {
+                self.settings.drawn.clear();
+                self.strokes.clear();
+            }
+            Command::UndoStroke => {
+                let keep = self.strokes.pop().unwrap_or(0);
+                self.settings.drawn.truncate(keep);
+            }
+            Command::Spray(points) => {
+                if self.strokes.last() != Some(&usize::MAX) {
+                    self.strokes.push(self.settings.drawn.len());
+                    self.strokes.push(usize::MAX);
+                }
+                self.settings.drawn.extend(points);
+            }
+            Command::EndStroke => {
+                if self.strokes.last() == Some(&usize::MAX) {
+                    self.strokes.pop();
+                }
+            }
+            Command::Pick(p) => {
+                let nearest = self
+                    .live
+                    .data
+                    .mixture
+                    .components
+                    .iter()
+                    .map(|c| c.mean)
+                    .min_by(|a, b| {
+                        let da = (a[0] - p[0]).powi(2) + (a[1] - p[1]).powi(2);
+                        let db = (b[0] - p[0]).powi(2) + (b[1] - p[1]).powi(2);
+                        da.total_cmp(&db)
+                    });
+                self.picked = nearest;
+            }
+        }
+    }
+
+    fn rebuild(&mut self) {
+        self.settings.sanitize();
+        match Live::build(&self.settings) {
+            Ok(l) => {
+                self.live = l;
+                self.history = History::default();
+                self.picked = None;
+            }
+            Err(e) => self.notice = Some(format!("cannot start: {e}")),
+        }
+    }
+
+    /// Brings the engine in line with the settings: a new model if the model key
+    /// changed, live updates otherwise.
+    fn sync(&mut self) {
+        self.settings.sanitize();
+        if self.settings.model_key() != self.live.key {
+            // A drawing under construction is not a usable data set yet: keep the old
+            // model until it has enough points.
+            if self.settings.data == DataChoice::Drawn
+                && self.settings.drawn.len() < crate::core::data::MIN_POINTS
+            {
+                return;
+            }
+            self.rebuild();
+            return;
+        }
+        let c = self.live.trainer.config();
+        let live = (self.settings.lr, self.settings.batch, self.settings.ema);
+        if (c.lr, c.batch, c.ema) != live
+            && let Err(e) = self.live.trainer.set_live(live.0, live.1, live.2)
+        {
+            self.notice = Some(e.to_string());
+        }
+        if *self.live.particles.config() != self.settings.sampler_config()
+            || self.live.particles.x.len() != self.settings.particles
+        {
+            self.restart_particles();
+        }
+    }
+
+    fn restart_particles(&mut self) {
+        self.live.particles = Particles::with_trajectories(
+            self.settings.particles,
+            self.settings.sampler_config(),
+            48,
+        );
+        self.live.particles_started = Instant::now();
+    }
+
+    /// Runs `n` training steps and the probes that fall due.
+    pub fn train(&mut self, n: u32) {
+        for _ in 0..n {
+            match self.live.trainer.step(&self.live.data) {
+                Ok(loss) => {
+                    let s = self.live.trainer.steps_done();
+                    self.history.loss.push([s as f64, loss as f64]);
+                    if s.is_multiple_of(PROBE_EVERY) {
+                        let t = &self.live.trainer;
+                        let p = loss_pair(
+                            t.layout(),
+                            t.params(),
+                            t.config(),
+                            &self.live.data,
+                            s as u32,
+                            PROBE_ROWS,
+                        );
+                        self.history
+                            .probes
+                            .push([s as f64, p.conditional, p.marginal]);
+                    }
+                    if s.is_multiple_of(QUALITY_EVERY) {
+                        self.measure_quality();
+                    }
+                }
+                Err(e) => {
+                    self.running = false;
+                    self.live.error = Some(e.to_string());
+                    self.notice = Some(e.to_string());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn measure_quality(&mut self) {
+        let cfg = crate::engine::sampler::SamplerConfig {
+            steps: 50,
+            ..Default::default()
+        };
+        let samples = sampler::sample(self.live.model(), cfg, 1024);
+        let q = metrics::evaluate(&self.live.data, &samples, 1);
+        let s = self.live.trainer.steps_done() as f64;
+        self.history
+            .quality
+            .push([s, q.sliced_w2, q.sliced_w2_floor]);
+    }
+
+    /// Moves the particles towards the chosen t within the frame's budget.
+    fn advance_particles(&mut self, dt: f64) {
+        let steps = self.settings.sample_steps.max(1);
+        if self.animating {
+            // One sweep from 0 to 1 in about three seconds, then again.
+            self.settings.t += (dt / 3.0) as f32;
+            if self.settings.t > 1.0 {
+                self.settings.t = 0.0;
+            }
+        }
+        let target = (self.settings.t * steps as f32).round() as u32;
+        // Going back in time, or a model that has moved on: start again from noise.
+        let stale = self.running
+            && self.live.particles.k >= target
+            && self.live.particles_started.elapsed().as_secs_f64() > 1.5;
+        if target < self.live.particles.k || stale {
+            self.restart_particles();
+        }
+        let start = Instant::now();
+        let Live {
+            trainer, particles, ..
+        } = &mut self.live;
+        let model = Model {
+            layout: trainer.layout(),
+            params: trainer.ema_params(),
+            loss: trainer.config().loss,
+            schedule: trainer.config().schedule,
+        };
+        while particles.k < target && start.elapsed().as_secs_f64() < PARTICLE_BUDGET_S {
+            particles.step(model);
+        }
+    }
+
+    fn emit_status(&mut self) {
+        let now = Instant::now();
+        if let Some(last) = self.last_status
+            && now.duration_since(last).as_secs_f64() < 1.0
+        {
+            return;
+        }
+        self.last_status = Some(now);
+        if !self.status_line {
+            return;
+        }
+        let (backend, adapter) = self.backend_badge();
+        let line = json!({
+            "backend": "cpu",
+            "adapter": backend,
+            "reason": adapter,
+            "step": self.step(),
+            "loss": self.recent_loss(20),
+            "fps": self.fps,
+            "steps_per_second": self.steps_per_second,
+            "t": self.settings.t,
+            "dataset": match &self.settings.data { DataChoice::Toy(t) => t.name().to_string(), DataChoice::Drawn => "drawn".into() },
+            "running": self.running,
+        });
+        let text = format!("flow-playground status {line}");
+        #[cfg(target_arch = "wasm32")]
+        web_sys_log(&text);
+        #[cfg(not(target_arch = "wasm32"))]
+        println!("{text}");
+    }
+
+    /// One frame of work: engine updates, training, particles, status.
+    pub fn tick(&mut self) {
+        let now = Instant::now();
+        let dt = self
+            .last_frame
+            .map_or(1.0 / 60.0, |l| now.duration_since(l).as_secs_f64())
+            .clamp(1e-4, 0.25);
+        self.last_frame = Some(now);
+        self.fps = 0.9 * self.fps + 0.1 / dt;
+        self.sync();
+        if self.running {
+            let n = self
+                .settings
+                .steps_per_frame
+                .unwrap_or(self.steps_per_frame)
+                .max(1);
+            let start = Instant::now();
+            self.train(n);
+            let took = start.elapsed().as_secs_f64().max(1e-6);
+            let rate = n as f64 / took;
+            self.steps_per_second = 0.8 * self.steps_per_second + 0.2 * rate.min(n as f64 / dt);
+            if self.settings.steps_per_frame.is_none() {
+                // Whatever the frame spends besides training decides the budget: the
+                // rest of a 50 fps frame, or a fixed share when drawing alone is slower.
+                let other = (dt - took).max(0.0);
+                let budget = if other < FRAME_TARGET_S - TRAIN_MIN_S {
+                    FRAME_TARGET_S - other
+                } else {
+                    (TRAIN_SHARE / (1.0 - TRAIN_SHARE) * other).max(TRAIN_MIN_S)
+                };
+                let want = (budget * rate).clamp(1.0, 500.0);
+                self.steps_per_frame = ((self.steps_per_frame as f64 * 0.7) + want * 0.3)
+                    .round()
+                    .max(1.0) as u32;
+            }
+        }
+        self.advance_particles(dt);
+        self.emit_status();
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn web_sys_log(text: &str) {
+    web_sys::console::log_1(&text.into());
+}
+
+impl eframe::App for FlowApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        for cmd in controls::keyboard(ctx) {
+            self.apply(cmd);
+        }
+        self.tick();
+        ctx.request_repaint();
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let mut commands = Vec::new();
+        egui::Panel::top("top").show(ui, |ui| {
+            commands.extend(controls::top_bar(ui, self));
+        });
+        egui::Panel::left("controls")
+            .resizable(true)
+            .default_size(270.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    commands.extend(controls::side_panel(ui, self));
+                });
+            });
+        egui::Panel::bottom("plots")
+            .resizable(true)
+            .default_size(190.0)
+            .show(ui, |ui| {
+                plots::plots_ui(ui, &self.history, &mut self.settings.log_scale)
+            });
+        egui::CentralPanel::default().show(ui, |ui| {
+            let input = canvas::Input {
+                brush: self.brush && self.settings.data == DataChoice::Drawn,
+            };
+            let scene = canvas::Scene {
+                settings: &self.settings,
+                data: &self.live.data,
+                model: self.live.model(),
+                particles: &self.live.particles,
+                picked: self.picked,
+            };
+            commands.extend(canvas::canvas_ui(ui, &mut self.view, &scene, input));
+        });
+        for c in commands {
+            self.apply(c);
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if let Ok(text) = serde_json::to_string(&self.settings) {
+            storage.set_string(STORAGE_KEY, text);
+        }
+    }
+}
+
+impl FlowApp {
+    /// Whether the brush is on (drawing mode).
+    pub fn brush(&self) -> bool {
+        self.brush
+    }
+
+    /// Turns the brush on or off.
+    pub fn set_brush(&mut self, on: bool) {
+        self.brush = on;
+    }
+
+    /// Steps per frame in use (adapted or fixed).
+    pub fn steps_per_frame(&self) -> u32 {
+        self.settings
+            .steps_per_frame
+            .unwrap_or(self.steps_per_frame)
+    }
+
+    /// Smoothed training speed and frame rate.
+    pub fn speeds(&self) -> (f64, f64) {
+        (self.steps_per_second, self.fps)
+    }
+
+    /// The last training error, if any.
+    pub fn error(&self) -> Option<&str> {
+        self.live.error.as_deref()
+    }
+}

@@ -1,0 +1,170 @@
+//! The app, headless (egui_kittest): it starts, trains, resets on a dataset change,
+//! takes brush strokes, applies presets, and renders a non-blank frame on the
+//! software Vulkan device.
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
+use flow_playground::app::FlowApp;
+use flow_playground::app::state::{DataChoice, Settings};
+use flow_playground::core::data::Toy;
+use flow_playground::core::path::Loss;
+use flow_playground::engine::sampler::SamplerKind;
+
+mod common;
+
+fn quiet_app(settings: Settings) -> FlowApp {
+    let mut app = FlowApp::new(settings, None);
+    app.status_line = false;
+    app
+}
+
+fn small() -> Settings {
+    Settings {
+        width: 64,
+        batch: 256,
+        particles: 500,
+        steps_per_frame: Some(10),
+        ..Settings::default()
+    }
+}
+
+#[test]
+fn app_starts_and_the_loss_falls() {
+    let mut h = Harness::builder()
+        .with_size([1200.0, 800.0])
+        .build_eframe(|_| quiet_app(small()));
+    h.run_steps(40);
+    let app = h.state();
+    assert!(app.step() >= 300, "trained {} steps", app.step());
+    let loss = &app.history.loss;
+    let mean = |xs: &[[f64; 2]]| xs.iter().map(|p| p[1]).sum::<f64>() / xs.len() as f64;
+    let (first, last) = (mean(&loss[..20]), mean(&loss[loss.len() - 20..]));
+    assert!(last < first, "loss {first} -> {last}");
+    assert!(!app.history.probes.is_empty(), "L_FM probes were taken");
+    assert!(app.notice.is_none(), "{:?}", app.notice);
+}
+
+#[test]
+fn keyboard_pauses_and_resets() {
+    let mut h = Harness::builder().build_eframe(|_| quiet_app(small()));
+    h.run_steps(3);
+    assert!(h.state().running);
+    h.key_press(eframe::egui::Key::Space);
+    h.run_steps(2);
+    assert!(!h.state().running, "space pauses");
+    let before = h.state().step();
+    h.run_steps(3);
+    assert_eq!(h.state().step(), before, "paused training does not advance");
+    h.key_press(eframe::egui::Key::R);
+    h.run_steps(1);
+    assert_eq!(h.state().step(), 0, "R resets the model");
+}
+
+#[test]
+fn changing_the_dataset_resets_the_model() {
+    let mut h = Harness::builder()
+        .with_size([1200.0, 800.0])
+        .build_eframe(|_| quiet_app(small()));
+    h.run_steps(10);
+    let trained = h.state().step();
+    assert!(trained > 0);
+    h.get_by_label("dataset").click();
+    h.run_steps(2);
+    h.get_by_label("checkerboard").click();
+    // The click lands in one frame's ui; the next frame's logic rebuilds the model.
+    h.run_steps(2);
+    let app = h.state();
+    assert_eq!(app.settings.data, DataChoice::Toy(Toy::Checkerboard));
+    assert_eq!(app.data().name(), "checkerboard");
+    assert!(
+        app.step() < trained,
+        "a new model ({} steps vs {trained})",
+        app.step()
+    );
+    // A live setting does not reset.
+    h.state_mut().settings.lr = 3e-3;
+    let before = h.state().step();
+    h.run_steps(2);
+    assert!(h.state().step() > before);
+}
+
+#[test]
+fn a_preset_sets_its_settings() {
+    let mut h = Harness::builder()
+        .with_size([1200.0, 800.0])
+        .build_eframe(|_| quiet_app(small()));
+    h.get_by_label("Presets").click();
+    h.run_steps(2);
+    h.get_by_label("Score matching + SDE").click();
+    h.run_steps(2);
+    let s = &h.state().settings;
+    assert_eq!(s.loss, Loss::DsmEps);
+    assert_eq!(s.sampler, SamplerKind::Sde);
+    assert_eq!(s.data, DataChoice::Toy(Toy::EightGaussians));
+}
+
+#[test]
+fn a_brush_stroke_adds_points() {
+    let settings = Settings {
+        data: DataChoice::Drawn,
+        drawn: (0..20).map(|i| [i as f32 * 0.1, 0.0]).collect(),
+        ..small()
+    };
+    let mut h = Harness::builder()
+        .with_size([1200.0, 800.0])
+        .build_eframe(|_| quiet_app(settings));
+    h.run_steps(2);
+    h.get_by_label("Brush").click();
+    h.run_steps(2);
+    assert!(h.state().brush());
+    let before = h.state().settings.drawn.len();
+    let start = eframe::egui::Pos2::new(700.0, 300.0);
+    h.drag_at(start);
+    h.run_steps(1);
+    for i in 1..8 {
+        h.hover_at(start + eframe::egui::vec2(i as f32 * 10.0, i as f32 * 4.0));
+        h.run_steps(1);
+    }
+    h.drop_at(start + eframe::egui::vec2(80.0, 32.0));
+    h.run_steps(2);
+    let after = h.state().settings.drawn.len();
+    assert!(after > before + 8, "{before} -> {after} points");
+    // Undo removes the stroke.
+    h.get_by_label("Undo").click();
+    h.run_steps(1);
+    assert_eq!(h.state().settings.drawn.len(), before);
+}
+
+#[test]
+fn a_rendered_frame_is_not_blank() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let mut h = Harness::builder()
+        .with_size([1000.0, 700.0])
+        .wgpu()
+        .build_eframe(|_| quiet_app(small()));
+    h.run_steps(20);
+    let img = h.render().expect("renders");
+    let lum: Vec<f64> = img
+        .pixels()
+        .map(|p| (0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64) / 255.0)
+        .collect();
+    let mean = lum.iter().sum::<f64>() / lum.len() as f64;
+    let sd = (lum.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / lum.len() as f64).sqrt();
+    println!(
+        "rendered {}x{}: luminance mean {mean:.3}, sd {sd:.3}",
+        img.width(),
+        img.height()
+    );
+    let path = std::env::temp_dir().join("flow-playground-kittest.png");
+    img.save(&path).expect("saved");
+    println!("saved {}", path.display());
+    assert!(sd > 0.02, "the frame looks blank (sd {sd})");
+    // Particles (yellow) are on screen.
+    let yellow = img
+        .pixels()
+        .filter(|p| p[0] > 200 && p[1] > 150 && p[2] < 120)
+        .count();
+    assert!(yellow > 200, "only {yellow} particle-coloured pixels");
+}
