@@ -10,7 +10,7 @@ use super::state::{ArrowKind, Settings};
 use crate::core::data::DataSet;
 use crate::core::path::{self, Vec2};
 use crate::core::rng::Rng;
-use crate::engine::sampler::{self, Grid, Model, Particles};
+use crate::engine::sampler::{self, Grid, Model};
 
 /// Heatmap resolution and extent (model coordinates).
 const HEAT_N: u32 = 64;
@@ -64,8 +64,8 @@ pub struct Scene<'a> {
     pub data: &'a DataSet,
     /// The trained network.
     pub model: Model<'a>,
-    /// The particles.
-    pub particles: &'a Particles,
+    /// The particles: positions, trajectories (`k + 1` rows), and k.
+    pub particles: (&'a [Vec2], &'a [Vec2], u32),
     /// The data point whose conditional path is shown.
     pub picked: Option<Vec2>,
 }
@@ -390,12 +390,12 @@ pub fn canvas_ui(
         );
     }
 
+    let (positions, traj, k) = scene.particles;
     if layers.trajectories {
-        let p = scene.particles;
-        let m = p.traj.len() / (p.k as usize + 1);
+        let m = traj.len() / (k as usize + 1);
         for j in 0..m {
-            let pts: Vec<Pos2> = (0..=p.k as usize)
-                .map(|k| f.screen_from_data(p.traj[k * m + j]))
+            let pts: Vec<Pos2> = (0..=k as usize)
+                .map(|k| f.screen_from_data(traj[k * m + j]))
                 .collect();
             painter.add(egui::Shape::line(
                 pts,
@@ -407,7 +407,7 @@ pub fn canvas_ui(
         dots(
             &painter,
             &f,
-            scene.particles.x.iter().copied(),
+            positions.iter().copied(),
             1.3,
             Color32::from_rgb(255, 196, 64),
         );

@@ -27,8 +27,9 @@ const FRAME_TARGET_S: f64 = 0.020;
 /// drawing alone already misses the target (slow or software renderers).
 const TRAIN_MIN_S: f64 = 0.006;
 const TRAIN_SHARE: f64 = 0.45;
-/// Particle-integration time per frame.
-const PARTICLE_BUDGET_S: f64 = 0.008;
+/// Particle-integration time per frame at least, and its share of a slow frame.
+const PARTICLE_MIN_S: f64 = 0.006;
+const PARTICLE_SHARE: f64 = 0.25;
 /// Rows of each `L_CFM` / `L_FM` probe.
 const PROBE_ROWS: usize = 128;
 /// Steps between probes.
@@ -79,8 +80,19 @@ struct Live {
     trainer: CpuTrainer,
     particles: Particles,
     particles_started: Instant,
+    /// The parameters the current particle run uses: one model per run, even while
+    /// training goes on.
+    particle_params: Vec<f32>,
+    /// The last finished run: (step k, positions, trajectories).
+    shown: Option<ShownRun>,
     error: Option<String>,
 }
+
+type ShownRun = (
+    u32,
+    Vec<crate::core::path::Vec2>,
+    Vec<crate::core::path::Vec2>,
+);
 
 impl Live {
     fn build(settings: &Settings) -> Result<Self, String> {
@@ -109,6 +121,8 @@ impl Live {
                 48,
             ),
             particles_started: Instant::now(),
+            particle_params: trainer.ema_params().to_vec(),
+            shown: None,
             data,
             trainer,
             error: None,
@@ -339,6 +353,7 @@ impl FlowApp {
             48,
         );
         self.live.particles_started = Instant::now();
+        self.live.particle_params = self.live.trainer.ema_params().to_vec();
     }
 
     /// Runs `n` training steps and the probes that fall due.
@@ -389,36 +404,49 @@ impl FlowApp {
             .push([s, q.sliced_w2, q.sliced_w2_floor]);
     }
 
-    /// Moves the particles towards the chosen t within the frame's budget.
+    /// Moves the particles towards the chosen t within the frame's budget. A finished
+    /// run stays on screen while the next one (with newer parameters) is computed.
     fn advance_particles(&mut self, dt: f64) {
         let steps = self.settings.sample_steps.max(1);
         if self.animating {
-            // One sweep from 0 to 1 in about three seconds, then again.
-            self.settings.t += (dt / 3.0) as f32;
-            if self.settings.t > 1.0 {
-                self.settings.t = 0.0;
-            }
+            // Sweep from 0 to 1 in about three seconds, never ahead of the particles.
+            let next = (self.settings.t + (dt / 3.0) as f32).min(1.0);
+            self.settings.t = next.min(self.live.particles.t() + 2.0 / steps as f32);
         }
         let target = (self.settings.t * steps as f32).round() as u32;
-        // Going back in time, or a model that has moved on: start again from noise.
+        // Going back in time, or a finished run whose model has moved on: start again.
+        let finished = self.live.particles.k >= target;
         let stale = self.running
-            && self.live.particles.k >= target
+            && finished
+            && !self.animating
             && self.live.particles_started.elapsed().as_secs_f64() > 1.5;
         if target < self.live.particles.k || stale {
             self.restart_particles();
         }
         let start = Instant::now();
         let Live {
-            trainer, particles, ..
+            trainer,
+            particles,
+            particle_params,
+            shown,
+            ..
         } = &mut self.live;
         let model = Model {
             layout: trainer.layout(),
-            params: trainer.ema_params(),
+            params: particle_params,
             loss: trainer.config().loss,
             schedule: trainer.config().schedule,
         };
-        while particles.k < target && start.elapsed().as_secs_f64() < PARTICLE_BUDGET_S {
+        let budget = (PARTICLE_SHARE * dt).max(PARTICLE_MIN_S);
+        while particles.k < target && start.elapsed().as_secs_f64() < budget {
             particles.step(model);
+        }
+        if particles.k == target && !self.animating {
+            *shown = Some((target, particles.x.clone(), particles.traj.clone()));
+        }
+        if self.animating && particles.done() {
+            // Loop: back to noise for the next sweep.
+            self.settings.t = 0.0;
         }
     }
 
@@ -443,6 +471,9 @@ impl FlowApp {
             "fps": self.fps,
             "steps_per_second": self.steps_per_second,
             "t": self.settings.t,
+            "particles": self.live.particles.x.len(),
+            "particle_step": self.live.particles.k,
+            "shown_step": self.live.shown.as_ref().map(|s| s.0),
             "dataset": match &self.settings.data { DataChoice::Toy(t) => t.name().to_string(), DataChoice::Drawn => "drawn".into() },
             "running": self.running,
         });
@@ -494,6 +525,27 @@ impl FlowApp {
     }
 }
 
+/// What the canvas shows: the last finished run at the chosen t if there is one,
+/// else the run in progress (positions and trajectories, `k + 1` rows of paths).
+fn shown_particles<'a>(
+    live: &'a Live,
+    settings: &Settings,
+    animating: bool,
+) -> (
+    &'a [crate::core::path::Vec2],
+    &'a [crate::core::path::Vec2],
+    u32,
+) {
+    let steps = settings.sample_steps.max(1);
+    let target = (settings.t * steps as f32).round() as u32;
+    match &live.shown {
+        Some((k, x, traj)) if *k == target && !animating && live.particles.k != target => {
+            (x, traj, *k)
+        }
+        _ => (&live.particles.x, &live.particles.traj, live.particles.k),
+    }
+}
+
 #[cfg(target_arch = "wasm32")]
 fn web_sys_log(text: &str) {
     web_sys::console::log_1(&text.into());
@@ -535,7 +587,7 @@ impl eframe::App for FlowApp {
                 settings: &self.settings,
                 data: &self.live.data,
                 model: self.live.model(),
-                particles: &self.live.particles,
+                particles: shown_particles(&self.live, &self.settings, self.animating),
                 picked: self.picked,
             };
             commands.extend(canvas::canvas_ui(ui, &mut self.view, &scene, input));

@@ -58,7 +58,7 @@ impl Default for Layers {
             arrow_kind: ArrowKind::Field,
             exact_arrows: false,
             particles: true,
-            trajectories: false,
+            trajectories: true,
         }
     }
 }
