@@ -7,6 +7,7 @@ use egui_kittest::kittest::Queryable as _;
 use flow_playground::app::FlowApp;
 use flow_playground::app::state::{DataChoice, Settings};
 use flow_playground::core::data::Toy;
+use flow_playground::core::metrics;
 use flow_playground::core::path::Loss;
 use flow_playground::engine::sampler::SamplerKind;
 
@@ -133,6 +134,36 @@ fn a_brush_stroke_adds_points() {
     h.get_by_label("Undo").click();
     h.run_steps(1);
     assert_eq!(h.state().settings.drawn.len(), before);
+}
+
+/// The particles on screen come from the model being trained, not from the one the
+/// window started with.
+#[test]
+fn particles_follow_the_trained_model() {
+    let settings = Settings {
+        particles: 1000,
+        sample_steps: 40,
+        steps_per_frame: Some(50),
+        width: 64,
+        batch: 512,
+        ..Settings::default()
+    };
+    let mut h = Harness::builder().build_eframe(|_| quiet_app(settings));
+    h.run_steps(40);
+    assert!(h.state().step() >= 2000);
+    // Pause, then go back to t = 0 and forward to t = 1: a fresh run of the final model.
+    h.state_mut().running = false;
+    h.state_mut().settings.t = 0.0;
+    h.run_steps(2);
+    h.state_mut().settings.t = 1.0;
+    h.run_steps(80);
+    let app = h.state();
+    let q = metrics::evaluate(app.data(), app.particles_shown(), 3);
+    println!("shown particles: {q:?}");
+    assert!(
+        q.sliced_w2 < 0.3 * q.sliced_w2_ceiling,
+        "the particles look like noise: {q:?}"
+    );
 }
 
 #[test]

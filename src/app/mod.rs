@@ -627,6 +627,11 @@ impl FlowApp {
         (self.steps_per_second, self.fps)
     }
 
+    /// The particle positions the canvas shows.
+    pub fn particles_shown(&self) -> &[crate::core::path::Vec2] {
+        shown_particles(&self.live, &self.settings, self.animating).0
+    }
+
     /// The last training error, if any.
     pub fn error(&self) -> Option<&str> {
         self.live.error.as_deref()
