@@ -199,3 +199,38 @@ fn a_rendered_frame_is_not_blank() {
         .count();
     assert!(yellow > 200, "only {yellow} particle-coloured pixels");
 }
+
+#[test]
+fn csv_import_validates_and_learns_the_file() {
+    let mut app = quiet_app(small());
+    app.import_csv("bad.csv", "x,y\n1,2\n3,4\noops,5\n");
+    let notice = app.notice.clone().unwrap_or_default();
+    assert!(
+        notice.contains("bad.csv") && notice.contains("line 4"),
+        "{notice}"
+    );
+    assert_eq!(
+        app.settings.data,
+        DataChoice::Toy(Toy::Moons),
+        "a bad file changes nothing"
+    );
+    let mut text = String::from("x,y\n");
+    for i in 0..300 {
+        let a = i as f32 * 0.05;
+        text.push_str(&format!("{},{}\n", 500.0 + 40.0 * a.cos(), 20.0 * a.sin()));
+    }
+    app.import_csv("ring.csv", &text);
+    assert_eq!(app.settings.data, DataChoice::Drawn);
+    assert_eq!(app.settings.drawn.len(), 300);
+    assert_eq!(app.step(), 0, "a new model for the new data");
+    // Centred and scaled to the common range.
+    let max = app
+        .settings
+        .drawn
+        .iter()
+        .map(|p| p[0].abs().max(p[1].abs()))
+        .fold(0.0, f32::max);
+    assert!(max > 1.0 && max < 4.0, "{max}");
+    app.train(5);
+    assert_eq!(app.step(), 5);
+}

@@ -36,6 +36,9 @@ const PROBE_ROWS: usize = 128;
 const PROBE_EVERY: u64 = 20;
 /// Steps between sample-quality measurements.
 const QUALITY_EVERY: u64 = 500;
+/// The most points a file may bring into the window (the exact marginals cost
+/// O(points) per pixel).
+pub const MAX_IMPORTED: usize = 20_000;
 
 /// What a widget asks for; applied by [`FlowApp::apply`].
 #[derive(Clone, Debug, PartialEq)]
@@ -60,6 +63,13 @@ pub enum Command {
     EndStroke,
     /// Show the conditional path of the data point nearest to this position.
     Pick([f32; 2]),
+    /// Load points from CSV text (a dropped or opened file); the name is for messages.
+    ImportCsv {
+        /// File name.
+        name: String,
+        /// Its contents.
+        text: String,
+    },
 }
 
 /// Histories for the plots.
@@ -287,6 +297,7 @@ impl FlowApp {
                     self.strokes.pop();
                 }
             }
+            Command::ImportCsv { name, text } => self.import_csv(&name, &text),
             Command::Pick(p) => {
                 let nearest = self
                     .live
@@ -301,6 +312,31 @@ impl FlowApp {
                         da.total_cmp(&db)
                     });
                 self.picked = nearest;
+            }
+        }
+    }
+
+    /// Replaces the drawing with the points of a CSV file (same validation as the
+    /// command line), scaled to the common range; a bad file changes nothing.
+    pub fn import_csv(&mut self, name: &str, text: &str) {
+        let parsed = crate::core::data::parse_csv(text).and_then(|pts| DataSet::user(name, pts));
+        match parsed {
+            Err(e) => self.notice = Some(format!("{name}: {e}")),
+            Ok(d) if d.mixture.len() > MAX_IMPORTED => {
+                self.notice = Some(format!(
+                    "{name}: {} points; the window takes at most {MAX_IMPORTED}",
+                    d.mixture.len()
+                ));
+            }
+            Ok(d) => {
+                self.settings.drawn = d.mixture.components.iter().map(|c| c.mean).collect();
+                self.settings.data = DataChoice::Drawn;
+                self.strokes.clear();
+                self.notice = Some(format!(
+                    "{name}: {} points loaded (centred and scaled to the common range)",
+                    self.settings.drawn.len()
+                ));
+                self.rebuild();
             }
         }
     }
@@ -546,6 +582,37 @@ fn shown_particles<'a>(
     }
 }
 
+/// Files dropped on the window, as import commands.
+#[cfg(not(target_arch = "wasm32"))]
+fn dropped_files(ctx: &egui::Context) -> Vec<Command> {
+    let files = ctx.input(|i| i.raw.dropped_files.clone());
+    files
+        .into_iter()
+        .map(|f| {
+            let name = f.path().file_name().map_or_else(
+                || "dropped file".to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            match f.bytes() {
+                Ok(b) => Command::ImportCsv {
+                    name,
+                    text: String::from_utf8_lossy(&b).into_owned(),
+                },
+                Err(e) => Command::ImportCsv {
+                    name: format!("{name} ({e})"),
+                    text: String::new(),
+                },
+            }
+        })
+        .collect()
+}
+
+/// Files dropped on the page are read asynchronously by the browser (web page).
+#[cfg(target_arch = "wasm32")]
+fn dropped_files(_ctx: &egui::Context) -> Vec<Command> {
+    Vec::new()
+}
+
 #[cfg(target_arch = "wasm32")]
 fn web_sys_log(text: &str) {
     web_sys::console::log_1(&text.into());
@@ -553,7 +620,10 @@ fn web_sys_log(text: &str) {
 
 impl eframe::App for FlowApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
-        for cmd in controls::keyboard(ctx) {
+        for cmd in controls::keyboard(ctx)
+            .into_iter()
+            .chain(dropped_files(ctx))
+        {
             self.apply(cmd);
         }
         self.tick();
