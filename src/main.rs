@@ -18,9 +18,9 @@ fn main() {
         "Flow Playground",
         options,
         Box::new(|cc| {
-            Ok(Box::new(flow_playground::app::FlowApp::from_storage(
-                cc.storage,
-            )))
+            Ok(Box::new(
+                flow_playground::app::FlowApp::from_creation_context(cc),
+            ))
         }),
     );
     if let Err(e) = result {

@@ -234,3 +234,47 @@ fn csv_import_validates_and_learns_the_file() {
     app.train(5);
     assert_eq!(app.step(), 5);
 }
+
+/// With the engine set to GPU, the window trains on eframe's own device (here the
+/// software Vulkan device the test renderer made) and the losses come back without
+/// blocking the frame.
+#[test]
+fn the_window_trains_on_its_own_gpu_device() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let settings = Settings {
+        backend: flow_playground::engine::BackendChoice::Gpu,
+        ..small()
+    };
+    let mut h = Harness::builder()
+        .with_size([900.0, 600.0])
+        .wgpu()
+        .build_eframe(|cc| {
+            let gpu = FlowApp::compute_device(cc);
+            assert!(gpu.is_some(), "the test renderer's device can compute");
+            let mut app = FlowApp::with_gpu(settings, None, gpu);
+            app.status_line = false;
+            app
+        });
+    assert_eq!(h.state().backend_badge().backend, "gpu");
+    for _ in 0..200 {
+        h.run_steps(1);
+        if h.state().step() >= 150 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let app = h.state();
+    assert!(app.step() >= 150, "only {} GPU steps came back", app.step());
+    let loss = &app.history.loss;
+    let mean = |xs: &[[f64; 2]]| xs.iter().map(|p| p[1]).sum::<f64>() / xs.len() as f64;
+    assert!(
+        mean(&loss[loss.len() - 20..]) < mean(&loss[..20]),
+        "the loss fell"
+    );
+    assert!(
+        !app.history.probes.is_empty(),
+        "probes read the GPU parameters"
+    );
+}

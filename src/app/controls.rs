@@ -81,9 +81,14 @@ pub fn top_bar(ui: &mut egui::Ui, app: &mut FlowApp) -> Vec<Command> {
             }
         });
         ui.separator();
-        let (badge, why) = app.backend_badge();
-        ui.label(egui::RichText::new(badge).strong())
-            .on_hover_text(why);
+        let badge = app.backend_badge();
+        let text = format!(
+            "{} engine · {}",
+            badge.backend.to_uppercase(),
+            badge.adapter
+        );
+        ui.label(egui::RichText::new(text).strong())
+            .on_hover_text(format!("Why: {}", badge.reason));
         let (sps, fps) = app.speeds();
         ui.label(format!(
             "step {}  ·  {:.0} steps/s  ·  {:.0} fps",
@@ -258,7 +263,14 @@ pub fn side_panel(ui: &mut egui::Ui, app: &mut FlowApp) -> Vec<Command> {
                 .on_hover_text(
                     "Average of the parameters that the samplers use. ".to_string() + LIVE,
                 );
-            let mut auto = s.steps_per_frame.is_none();
+            combo(
+            ui,
+            "engine",
+            &mut s.backend,
+            &[crate::engine::BackendChoice::Auto, crate::engine::BackendChoice::Gpu, crate::engine::BackendChoice::Cpu],
+            "auto: a hardware GPU; a software one only if it measures faster than the CPU engine. Changing this starts a new model.",
+        );
+        let mut auto = s.steps_per_frame.is_none();
             ui.checkbox(&mut auto, "auto steps per frame")
                 .on_hover_text("Adapts so the window stays smooth");
             if auto {

@@ -6,6 +6,7 @@
 
 pub mod canvas;
 pub mod controls;
+pub mod engine;
 pub mod plots;
 pub mod state;
 
@@ -15,8 +16,10 @@ use web_time::Instant;
 
 use crate::core::data::{DataSet, Mixture};
 use crate::core::metrics;
-use crate::engine::cpu::{CpuTrainer, loss_pair};
+use crate::engine::cpu::loss_pair;
 use crate::engine::sampler::{self, Model, Particles};
+use crate::gpu::context::GpuContext;
+use engine::AppEngine;
 use state::{DataChoice, ModelKey, Settings};
 
 /// The key eframe stores the settings under.
@@ -87,7 +90,7 @@ pub struct History {
 struct Live {
     key: ModelKey,
     data: DataSet,
-    trainer: CpuTrainer,
+    trainer: AppEngine,
     particles: Particles,
     particles_started: Instant,
     /// The parameters the current particle run uses: one model per run, even while
@@ -105,7 +108,7 @@ type ShownRun = (
 );
 
 impl Live {
-    fn build(settings: &Settings) -> Result<Self, String> {
+    fn build(settings: &Settings, gpu: Option<&GpuContext>) -> Result<Self, String> {
         let data = match &settings.data {
             DataChoice::Toy(t) => DataSet::toy(*t, settings.seed),
             DataChoice::Drawn => {
@@ -122,7 +125,7 @@ impl Live {
         } else {
             data
         };
-        let trainer = CpuTrainer::new(settings.train_config()).map_err(|e| e.to_string())?;
+        let trainer = AppEngine::build(settings.backend, gpu, settings.train_config(), &data)?;
         Ok(Live {
             key: settings.model_key(),
             particles: Particles::with_trajectories(
@@ -154,6 +157,7 @@ pub struct FlowApp {
     /// The user's settings (persisted).
     pub settings: Settings,
     live: Live,
+    gpu: Option<GpuContext>,
     /// Plot histories.
     pub history: History,
     /// Training on or off.
@@ -176,21 +180,34 @@ pub struct FlowApp {
 }
 
 impl FlowApp {
-    /// An app with `settings`; training starts at once.
-    pub fn new(mut settings: Settings, notice: Option<String>) -> Self {
+    /// An app with `settings` on the CPU engine; training starts at once.
+    pub fn new(settings: Settings, notice: Option<String>) -> Self {
+        Self::with_gpu(settings, notice, None)
+    }
+
+    /// An app that may train on `gpu` (eframe's device, when it can compute).
+    pub fn with_gpu(
+        mut settings: Settings,
+        notice: Option<String>,
+        gpu: Option<GpuContext>,
+    ) -> Self {
         settings.sanitize();
-        let (live, notice) = match Live::build(&settings) {
+        let (live, notice) = match Live::build(&settings, gpu.as_ref()) {
             Ok(l) => (l, notice),
             Err(e) => {
                 let fallback = Settings::default();
                 let msg = format!("settings not usable ({e}); defaults restored");
                 settings = fallback;
-                (Live::build(&settings).expect("defaults build"), Some(msg))
+                (
+                    Live::build(&settings, None).expect("defaults build"),
+                    Some(msg),
+                )
             }
         };
         FlowApp {
             settings,
             live,
+            gpu,
             history: History::default(),
             running: true,
             animating: false,
@@ -208,15 +225,35 @@ impl FlowApp {
         }
     }
 
-    /// Restores the settings from eframe's storage (or defaults, with a notice if the
-    /// stored state could not be read).
-    pub fn from_storage(storage: Option<&dyn eframe::Storage>) -> Self {
+    /// The app for a window: settings from eframe's storage (or defaults, with a
+    /// notice if the stored state could not be read), eframe's device for compute when
+    /// it can run compute shaders.
+    pub fn from_creation_context(cc: &eframe::CreationContext<'_>) -> Self {
+        let (settings, notice) = Self::stored_settings(cc.storage);
+        Self::with_gpu(settings, notice, Self::compute_device(cc))
+    }
+
+    /// eframe's device, if it can run compute shaders (not on WebGL2 or GL).
+    pub fn compute_device(cc: &eframe::CreationContext<'_>) -> Option<GpuContext> {
+        cc.wgpu_render_state.as_ref().and_then(|rs| {
+            GpuContext::from_device(
+                rs.device.clone(),
+                rs.queue.clone(),
+                rs.adapter.get_info(),
+                rs.adapter.get_downlevel_capabilities(),
+            )
+            .ok()
+        })
+    }
+
+    /// Settings from eframe's storage, or the defaults with a notice.
+    pub fn stored_settings(storage: Option<&dyn eframe::Storage>) -> (Settings, Option<String>) {
         let stored = storage.and_then(|s| s.get_string(STORAGE_KEY));
         match stored {
-            None => Self::new(Settings::default(), None),
+            None => (Settings::default(), None),
             Some(text) => match serde_json::from_str::<Settings>(&text) {
-                Ok(s) => Self::new(s, None),
-                Err(e) => Self::new(
+                Ok(s) => (s, None),
+                Err(e) => (
                     Settings::default(),
                     Some(format!(
                         "saved settings could not be read ({e}); defaults restored"
@@ -247,12 +284,8 @@ impl FlowApp {
     }
 
     /// The backend badge: engine, adapter, why.
-    pub fn backend_badge(&self) -> (String, String) {
-        let threads = crate::engine::worker_count(self.settings.batch, 256);
-        (
-            format!("CPU engine, {threads} threads"),
-            "training and particles run on the CPU engine in this window".to_string(),
-        )
+    pub fn backend_badge(&self) -> &engine::Badge {
+        &self.live.trainer.badge
     }
 
     /// Applies one command.
@@ -343,7 +376,7 @@ impl FlowApp {
 
     fn rebuild(&mut self) {
         self.settings.sanitize();
-        match Live::build(&self.settings) {
+        match Live::build(&self.settings, self.gpu.as_ref()) {
             Ok(l) => {
                 self.live = l;
                 self.history = History::default();
@@ -370,10 +403,16 @@ impl FlowApp {
         }
         let c = self.live.trainer.config();
         let live = (self.settings.lr, self.settings.batch, self.settings.ema);
-        if (c.lr, c.batch, c.ema) != live
-            && let Err(e) = self.live.trainer.set_live(live.0, live.1, live.2)
-        {
-            self.notice = Some(e.to_string());
+        if (c.lr, c.batch, c.ema) != live {
+            match self.live.trainer.set_live(live.0, live.1, live.2) {
+                Ok(true) => {}
+                // The GPU engine sizes its buffers for one batch: rebuild it.
+                Ok(false) => {
+                    self.rebuild();
+                    return;
+                }
+                Err(e) => self.notice = Some(e.to_string()),
+            }
         }
         if *self.live.particles.config() != self.settings.sampler_config()
             || self.live.particles.x.len() != self.settings.particles
@@ -389,45 +428,49 @@ impl FlowApp {
             48,
         );
         self.live.particles_started = Instant::now();
+        self.live.trainer.refresh();
         self.live.particle_params = self.live.trainer.ema_params().to_vec();
     }
 
-    /// Runs `n` training steps and the probes that fall due.
+    /// Runs (or, on the GPU, queues) `n` training steps; records the losses that are
+    /// known and the probes that fall due.
     pub fn train(&mut self, n: u32) {
-        for _ in 0..n {
-            match self.live.trainer.step(&self.live.data) {
-                Ok(loss) => {
-                    let s = self.live.trainer.steps_done();
-                    self.history.loss.push([s as f64, loss as f64]);
-                    if s.is_multiple_of(PROBE_EVERY) {
-                        let t = &self.live.trainer;
-                        let p = loss_pair(
-                            t.layout(),
-                            t.params(),
-                            t.config(),
-                            &self.live.data,
-                            s as u32,
-                            PROBE_ROWS,
-                        );
-                        self.history
-                            .probes
-                            .push([s as f64, p.conditional, p.marginal]);
-                    }
-                    if s.is_multiple_of(QUALITY_EVERY) {
-                        self.measure_quality();
-                    }
-                }
-                Err(e) => {
-                    self.running = false;
-                    self.live.error = Some(e.to_string());
-                    self.notice = Some(e.to_string());
-                    return;
-                }
+        let before = self.live.trainer.steps_done();
+        let losses = match self.live.trainer.train(n, &self.live.data) {
+            Ok(l) => l,
+            Err(e) => {
+                self.running = false;
+                self.live.error = Some(e.to_string());
+                self.notice = Some(e.to_string());
+                return;
+            }
+        };
+        for (i, loss) in losses.iter().enumerate() {
+            let s = before + i as u64 + 1;
+            self.history.loss.push([s as f64, *loss as f64]);
+            if s.is_multiple_of(PROBE_EVERY) {
+                self.live.trainer.refresh();
+                let t = &self.live.trainer;
+                let p = loss_pair(
+                    t.layout(),
+                    t.params(),
+                    t.config(),
+                    &self.live.data,
+                    s as u32,
+                    PROBE_ROWS,
+                );
+                self.history
+                    .probes
+                    .push([s as f64, p.conditional, p.marginal]);
+            }
+            if s.is_multiple_of(QUALITY_EVERY) {
+                self.measure_quality();
             }
         }
     }
 
     fn measure_quality(&mut self) {
+        self.live.trainer.refresh();
         let cfg = crate::engine::sampler::SamplerConfig {
             steps: 50,
             ..Default::default()
@@ -497,11 +540,11 @@ impl FlowApp {
         if !self.status_line {
             return;
         }
-        let (backend, adapter) = self.backend_badge();
+        let badge = self.backend_badge();
         let line = json!({
-            "backend": "cpu",
-            "adapter": backend,
-            "reason": adapter,
+            "backend": badge.backend,
+            "adapter": badge.adapter,
+            "reason": badge.reason,
             "step": self.step(),
             "loss": self.recent_loss(20),
             "fps": self.fps,
@@ -530,6 +573,7 @@ impl FlowApp {
         self.last_frame = Some(now);
         self.fps = 0.9 * self.fps + 0.1 / dt;
         self.sync();
+        self.live.trainer.refresh();
         if self.running {
             let n = self
                 .settings
@@ -537,11 +581,14 @@ impl FlowApp {
                 .unwrap_or(self.steps_per_frame)
                 .max(1);
             let start = Instant::now();
+            let before = self.live.trainer.steps_done();
             self.train(n);
             let took = start.elapsed().as_secs_f64().max(1e-6);
+            let got = (self.live.trainer.steps_done() - before) as f64;
+            self.steps_per_second = 0.8 * self.steps_per_second + 0.2 * got / dt;
             let rate = n as f64 / took;
-            self.steps_per_second = 0.8 * self.steps_per_second + 0.2 * rate.min(n as f64 / dt);
-            if self.settings.steps_per_frame.is_none() {
+            // The GPU engine paces itself by its queue; the CPU one by the frame budget.
+            if self.settings.steps_per_frame.is_none() && !self.live.trainer.is_gpu() {
                 // Whatever the frame spends besides training decides the budget: the
                 // rest of a 50 fps frame, or a fixed share when drawing alone is slower.
                 let other = (dt - took).max(0.0);

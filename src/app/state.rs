@@ -151,6 +151,7 @@ pub struct ModelKey {
     schedule: Schedule,
     mlp: MlpConfig,
     seed: u32,
+    backend: BackendChoice,
 }
 
 impl Settings {
@@ -167,6 +168,7 @@ impl Settings {
             schedule: self.schedule,
             mlp: self.mlp(),
             seed: self.seed,
+            backend: self.backend,
         }
     }
 
