@@ -83,24 +83,7 @@ impl AppEngine {
         if choice == BackendChoice::Cpu {
             return cpu("chosen in the settings".into());
         }
-        let make_gpu = |reason: String| -> Result<Self, String> {
-            let t = GpuTrainer::new(ctx.clone(), config, data, None).map_err(|e| e.to_string())?;
-            let layout = t.layout().clone();
-            Ok(AppEngine {
-                backend: Backend::Gpu {
-                    params: layout.init_params(config.seed),
-                    ema: layout.init_params(config.seed),
-                    trainer: Box::new(t),
-                    read_at: None,
-                    per_frame: 4,
-                },
-                badge: Badge {
-                    backend: "gpu",
-                    adapter: ctx.describe(),
-                    reason,
-                },
-            })
-        };
+        let make_gpu = |reason: String| gpu_engine(ctx, config, data, reason);
         if choice == BackendChoice::Gpu {
             return make_gpu("chosen in the settings".into())
                 .or_else(|e| cpu(format!("the GPU engine failed: {e}")));
@@ -261,23 +244,33 @@ fn race(
                     .map_err(|e| e.to_string()),
             );
         }
-        let t = GpuTrainer::new(ctx.clone(), config, data, None).ok()?;
-        let layout = t.layout().clone();
-        Some(Ok(AppEngine {
-            backend: Backend::Gpu {
-                params: layout.init_params(config.seed),
-                ema: layout.init_params(config.seed),
-                trainer: Box::new(t),
-                read_at: None,
-                per_frame: 4,
-            },
-            badge: Badge {
-                backend: "gpu",
-                adapter: ctx.describe(),
-                reason: format!(
-                    "software adapter measured faster: {gpu_sps:.0} vs {cpu_sps:.0} CPU steps/s"
-                ),
-            },
-        }))
+        let reason =
+            format!("software adapter measured faster: {gpu_sps:.0} vs {cpu_sps:.0} CPU steps/s");
+        Some(gpu_engine(ctx, config, data, reason))
     }
+}
+
+/// The GPU engine on `ctx`, its snapshot starting at the initial parameters.
+fn gpu_engine(
+    ctx: &GpuContext,
+    config: TrainConfig,
+    data: &DataSet,
+    reason: String,
+) -> Result<AppEngine, String> {
+    let t = GpuTrainer::new(ctx.clone(), config, data, None).map_err(|e| e.to_string())?;
+    let init = t.layout().init_params(config.seed);
+    Ok(AppEngine {
+        backend: Backend::Gpu {
+            params: init.clone(),
+            ema: init,
+            trainer: Box::new(t),
+            read_at: None,
+            per_frame: 4,
+        },
+        badge: Badge {
+            backend: "gpu",
+            adapter: ctx.describe(),
+            reason,
+        },
+    })
 }

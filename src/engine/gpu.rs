@@ -390,17 +390,7 @@ impl GpuTrainer {
                 | wgpu::BufferUsages::COPY_SRC
                 | wgpu::BufferUsages::COPY_DST,
         });
-        let comps: Vec<[f32; 4]> = data
-            .mixture
-            .components
-            .iter()
-            .map(|c| [c.mean[0], c.mean[1], c.std, 0.0])
-            .collect();
-        let mixture = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("mixture"),
-            contents: bytemuck::cast_slice(&comps),
-            usage: wgpu::BufferUsages::STORAGE,
-        });
+        let mixture = crate::gpu::context::mixture_buffer(device, &data.mixture);
 
         let (schedule_code, poly_k) = config.schedule.shader_code();
         let adam = config.adam();
@@ -411,7 +401,7 @@ impl GpuTrainer {
             schedule_code,
             poly_k,
             t_max: path::t_max(config.loss, config.schedule),
-            n_comp: comps.len() as u32,
+            n_comp: data.mixture.len() as u32,
             input_dim: layout.input_dim() as u32,
             time_mode: match config.mlp.time {
                 TimeFeatures::Raw => 0,
@@ -711,24 +701,13 @@ impl GpuTrainer {
 
     #[cfg(not(target_arch = "wasm32"))]
     fn read_words_blocking(&self, buf: &wgpu::Buffer, offset: usize, len: usize) -> Vec<u32> {
-        let device = &self.ctx.device;
-        let staging = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("blocking readback"),
-            size: (len * 4) as u64,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut enc = device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(buf, (offset * 4) as u64, &staging, 0, (len * 4) as u64);
-        self.ctx.queue.submit([enc.finish()]);
-        staging.map_async(wgpu::MapMode::Read, .., |_| {});
-        let _ = device.poll(wgpu::PollType::wait_indefinitely());
-        let out = match staging.get_mapped_range(..) {
-            Ok(view) => bytemuck::cast_slice(&view).to_vec(),
-            Err(_) => vec![0; len],
-        };
-        staging.unmap();
-        out
+        let raw = crate::gpu::context::read_buffer_blocking(
+            &self.ctx,
+            buf,
+            (offset * 4) as u64,
+            (len * 4) as u64,
+        );
+        bytemuck::cast_slice(&raw).to_vec()
     }
 
     #[cfg(not(target_arch = "wasm32"))]

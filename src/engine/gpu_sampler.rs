@@ -181,17 +181,7 @@ impl GpuSampler {
             contents: bytemuck::cast_slice(&[0u32; 4]),
             usage: storage,
         });
-        let comps: Vec<[f32; 4]> = data
-            .mixture
-            .components
-            .iter()
-            .map(|c| [c.mean[0], c.mean[1], c.std, 0.0])
-            .collect();
-        let mixture = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("sampler mixture"),
-            contents: bytemuck::cast_slice(&comps),
-            usage: wgpu::BufferUsages::STORAGE,
-        });
+        let mixture = crate::gpu::context::mixture_buffer(device, &data.mixture);
         let buf = |label: &str, size: u64| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -215,7 +205,7 @@ impl GpuSampler {
             loss_code: loss.shader_code(),
             schedule_code,
             poly_k,
-            n_comp: comps.len() as u32,
+            n_comp: data.mixture.len() as u32,
             input_dim: layout.input_dim() as u32,
             time_mode: match layout.config.time {
                 TimeFeatures::Raw => 0,
@@ -696,24 +686,7 @@ impl GpuSampler {
 
     #[cfg(not(target_arch = "wasm32"))]
     fn read_blocking(&self, buf: &wgpu::Buffer, bytes: u64) -> Vec<u8> {
-        let device = &self.ctx.device;
-        let staging = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("sampler readback"),
-            size: bytes.max(4),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut enc = device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(buf, 0, &staging, 0, bytes);
-        self.ctx.queue.submit([enc.finish()]);
-        staging.map_async(wgpu::MapMode::Read, .., |_| {});
-        let _ = device.poll(wgpu::PollType::wait_indefinitely());
-        let out = staging
-            .get_mapped_range(..)
-            .map(|v| v.to_vec())
-            .unwrap_or_default();
-        staging.unmap();
-        out
+        crate::gpu::context::read_buffer_blocking(&self.ctx, buf, 0, bytes)
     }
 
     /// Particle positions (blocking; native only).

@@ -103,3 +103,46 @@ impl GpuContext {
         Self::from_device(device, queue, info, downlevel)
     }
 }
+
+/// Copies `bytes` bytes of `buf` from `offset` into a staging buffer and waits for them
+/// (native only: tests, the command line, and short parameter snapshots).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_buffer_blocking(
+    ctx: &GpuContext,
+    buf: &wgpu::Buffer,
+    offset: u64,
+    bytes: u64,
+) -> Vec<u8> {
+    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("blocking readback"),
+        size: bytes.max(4),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(buf, offset, &staging, 0, bytes);
+    ctx.queue.submit([enc.finish()]);
+    staging.map_async(wgpu::MapMode::Read, .., |_| {});
+    let _ = ctx.device.poll(wgpu::PollType::wait_indefinitely());
+    let out = staging
+        .get_mapped_range(..)
+        .map(|v| v[..bytes as usize].to_vec())
+        .unwrap_or_else(|_| vec![0; bytes as usize]);
+    staging.unmap();
+    out
+}
+
+/// The data's mixture as a storage buffer of `(mean.x, mean.y, std, 0)`.
+pub fn mixture_buffer(device: &wgpu::Device, mixture: &crate::core::data::Mixture) -> wgpu::Buffer {
+    use wgpu::util::DeviceExt;
+    let comps: Vec<[f32; 4]> = mixture
+        .components
+        .iter()
+        .map(|c| [c.mean[0], c.mean[1], c.std, 0.0])
+        .collect();
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("mixture"),
+        contents: bytemuck::cast_slice(&comps),
+        usage: wgpu::BufferUsages::STORAGE,
+    })
+}
