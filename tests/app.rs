@@ -277,4 +277,17 @@ fn the_window_trains_on_its_own_gpu_device() {
         !app.history.probes.is_empty(),
         "probes read the GPU parameters"
     );
+    // The particles are drawn from the device's buffer by a paint callback.
+    let img = h.render().expect("renders");
+    let path = std::env::temp_dir().join("flow-playground-kittest-gpu.png");
+    img.save(&path).expect("saved");
+    let yellow = img
+        .pixels()
+        .filter(|p| p[0] > 200 && p[1] > 150 && p[2] < 120)
+        .count();
+    println!(
+        "saved {}: {yellow} particle-coloured pixels",
+        path.display()
+    );
+    assert!(yellow > 200, "only {yellow} particle-coloured pixels");
 }

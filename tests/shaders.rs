@@ -63,9 +63,15 @@ fn both_modules_parse_and_validate_in_both_variants() {
 }
 
 #[test]
+fn the_points_shader_validates() {
+    let module = validate(shaders::POINTS);
+    has_entries(&module, &["vs", "fs"]);
+}
+
+#[test]
 fn every_shader_file_is_in_a_module() {
     let shape = GemmShape::for_adapter(false);
-    let src = shaders::training_source(shape) + &shaders::sampling_source(shape);
+    let src = shaders::training_source(shape) + &shaders::sampling_source(shape) + shaders::POINTS;
     for entry in
         std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders")).expect("shaders/")
     {

@@ -68,6 +68,8 @@ pub struct Scene<'a> {
     pub particles: (&'a [Vec2], &'a [Vec2], u32),
     /// The data point whose conditional path is shown.
     pub picked: Option<Vec2>,
+    /// On the GPU engine: the device's particle buffer and count, drawn from there.
+    pub gpu_particles: Option<(eframe::egui_wgpu::wgpu::Buffer, u32)>,
 }
 
 /// How pointer input is read.
@@ -403,7 +405,20 @@ pub fn canvas_ui(
             ));
         }
     }
-    if layers.particles {
+    if layers.particles
+        && let Some((buffer, count)) = &scene.gpu_particles
+    {
+        let cb = super::points::PointsCallback {
+            buffer: std::sync::Arc::new(buffer.clone()),
+            count: *count,
+            center: f.center,
+            px_per_unit,
+            half_px: 1.3,
+            color: [1.0, 0.77, 0.25, 1.0],
+            size: rect.size(),
+        };
+        painter.add(eframe::egui_wgpu::Callback::new_paint_callback(rect, cb));
+    } else if layers.particles {
         dots(
             &painter,
             &f,

@@ -136,6 +136,7 @@ const LIVE: &str = "Applies live, without resetting the model.";
 pub fn side_panel(ui: &mut egui::Ui, app: &mut FlowApp) -> Vec<Command> {
     let mut out = Vec::new();
     let mut brush = app.brush();
+    let gpu_engine = app.backend_badge().backend == "gpu";
     let s = &mut app.settings;
     egui::CollapsingHeader::new("Data")
         .default_open(true)
@@ -304,12 +305,16 @@ pub fn side_panel(ui: &mut egui::Ui, app: &mut FlowApp) -> Vec<Command> {
             }
             ui.add(egui::Slider::new(&mut s.sample_steps, 10..=500).text("steps"))
                 .on_hover_text(LIVE);
+            let most = if gpu_engine { 200_000 } else { 20_000 };
             ui.add(
-                egui::Slider::new(&mut s.particles, 100..=20_000)
+                egui::Slider::new(&mut s.particles, 100..=most)
                     .logarithmic(true)
                     .text("particles"),
             )
-            .on_hover_text(LIVE);
+            .on_hover_text(
+                "Up to 200k on the GPU engine (drawn straight from the device). ".to_string()
+                    + LIVE,
+            );
             if ui
                 .button(if app.animating {
                     "Stop animation"

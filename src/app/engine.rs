@@ -137,6 +137,14 @@ impl AppEngine {
         }
     }
 
+    /// The GPU trainer, when this engine is one.
+    pub fn gpu_trainer(&self) -> Option<&GpuTrainer> {
+        match &self.backend {
+            Backend::Gpu { trainer, .. } => Some(trainer),
+            Backend::Cpu(_) => None,
+        }
+    }
+
     /// Whether this engine runs on the GPU.
     pub fn is_gpu(&self) -> bool {
         matches!(self.backend, Backend::Gpu { .. })

@@ -8,6 +8,7 @@ pub mod canvas;
 pub mod controls;
 pub mod engine;
 pub mod plots;
+pub mod points;
 pub mod state;
 
 use eframe::egui;
@@ -17,6 +18,8 @@ use web_time::Instant;
 use crate::core::data::{DataSet, Mixture};
 use crate::core::metrics;
 use crate::engine::cpu::loss_pair;
+use crate::engine::gpu_sampler::GpuSampler;
+use crate::engine::sampler::Grid;
 use crate::engine::sampler::{self, Model, Particles};
 use crate::gpu::context::GpuContext;
 use engine::AppEngine;
@@ -98,6 +101,8 @@ struct Live {
     particle_params: Vec<f32>,
     /// The last finished run: (step k, positions, trajectories).
     shown: Option<ShownRun>,
+    /// On the GPU engine: the particles live on the device and are drawn from there.
+    gpu_particles: Option<GpuSampler>,
     error: Option<String>,
 }
 
@@ -126,6 +131,10 @@ impl Live {
             data
         };
         let trainer = AppEngine::build(settings.backend, gpu, settings.train_config(), &data)?;
+        let gpu_particles = match (gpu, trainer.gpu_trainer()) {
+            (Some(ctx), Some(_)) => Some(make_gpu_sampler(ctx, settings, &trainer, &data)?),
+            _ => None,
+        };
         Ok(Live {
             key: settings.model_key(),
             particles: Particles::with_trajectories(
@@ -136,6 +145,7 @@ impl Live {
             particles_started: Instant::now(),
             particle_params: trainer.ema_params().to_vec(),
             shown: None,
+            gpu_particles,
             data,
             trainer,
             error: None,
@@ -233,8 +243,16 @@ impl FlowApp {
         Self::with_gpu(settings, notice, Self::compute_device(cc))
     }
 
+    /// Registers the particle-drawing pipeline with eframe's renderer (once).
+    pub fn install_renderer(cc: &eframe::CreationContext<'_>) {
+        if let Some(rs) = &cc.wgpu_render_state {
+            points::PointsPipeline::install(rs);
+        }
+    }
+
     /// eframe's device, if it can run compute shaders (not on WebGL2 or GL).
     pub fn compute_device(cc: &eframe::CreationContext<'_>) -> Option<GpuContext> {
+        Self::install_renderer(cc);
         cc.wgpu_render_state.as_ref().and_then(|rs| {
             GpuContext::from_device(
                 rs.device.clone(),
@@ -430,6 +448,22 @@ impl FlowApp {
         self.live.particles_started = Instant::now();
         self.live.trainer.refresh();
         self.live.particle_params = self.live.trainer.ema_params().to_vec();
+        if let Some(g) = self.live.trainer.gpu_trainer() {
+            let stale = self.live.gpu_particles.as_ref().is_none_or(|s| {
+                s.particle_count() != self.settings.particles as u32
+                    || s.config() != &self.settings.sampler_config()
+            });
+            if stale && let Some(ctx) = &self.gpu {
+                match make_gpu_sampler(ctx, &self.settings, &self.live.trainer, &self.live.data) {
+                    Ok(s) => self.live.gpu_particles = Some(s),
+                    Err(e) => self.notice = Some(e),
+                }
+            }
+            if let Some(s) = &mut self.live.gpu_particles {
+                s.copy_params_from(g);
+                s.restart_with_seed(self.settings.seed);
+            }
+        }
     }
 
     /// Runs (or, on the GPU, queues) `n` training steps; records the losses that are
@@ -493,6 +527,10 @@ impl FlowApp {
             self.settings.t = next.min(self.live.particles.t() + 2.0 / steps as f32);
         }
         let target = (self.settings.t * steps as f32).round() as u32;
+        if self.live.gpu_particles.is_some() {
+            self.advance_gpu_particles(target, steps);
+            return;
+        }
         // Going back in time, or a finished run whose model has moved on: start again.
         let finished = self.live.particles.k >= target;
         let stale = self.running
@@ -526,6 +564,35 @@ impl FlowApp {
         if self.animating && particles.done() {
             // Loop: back to noise for the next sweep.
             self.settings.t = 0.0;
+        }
+    }
+
+    /// The GPU path: queue integration steps towards `target` (a twentieth of a run
+    /// per frame at most, so the device queue stays short); nothing is read back.
+    fn advance_gpu_particles(&mut self, target: u32, steps: u32) {
+        let Some(s) = &self.live.gpu_particles else {
+            return;
+        };
+        let (k, done) = (s.k(), s.k() >= target);
+        let stale = self.running
+            && done
+            && !self.animating
+            && self.live.particles_started.elapsed().as_secs_f64() > 1.5;
+        if target < k || stale {
+            self.restart_particles();
+        }
+        let Some(s) = &mut self.live.gpu_particles else {
+            return;
+        };
+        let k = s.k();
+        if k < target {
+            s.advance((target - k).min((steps / 20).max(1)));
+        }
+        if self.animating {
+            self.settings.t = self.settings.t.min(s.t());
+            if s.done() {
+                self.settings.t = 0.0;
+            }
         }
     }
 
@@ -660,6 +727,27 @@ fn dropped_files(_ctx: &egui::Context) -> Vec<Command> {
     Vec::new()
 }
 
+/// The GPU sampler for the current settings, on the trainer's device.
+fn make_gpu_sampler(
+    ctx: &GpuContext,
+    settings: &Settings,
+    trainer: &AppEngine,
+    data: &DataSet,
+) -> Result<GpuSampler, String> {
+    GpuSampler::new(
+        ctx.clone(),
+        trainer.layout().clone(),
+        settings.loss,
+        settings.schedule,
+        data,
+        settings.particles as u32,
+        0,
+        settings.sampler_config(),
+        Grid::square(4.5, 8),
+    )
+    .map_err(|e| e.to_string())
+}
+
 #[cfg(target_arch = "wasm32")]
 fn web_sys_log(text: &str) {
     web_sys::console::log_1(&text.into());
@@ -705,6 +793,11 @@ impl eframe::App for FlowApp {
                 data: &self.live.data,
                 model: self.live.model(),
                 particles: shown_particles(&self.live, &self.settings, self.animating),
+                gpu_particles: self
+                    .live
+                    .gpu_particles
+                    .as_ref()
+                    .map(|s| (s.particles_buffer().clone(), s.particle_count())),
                 picked: self.picked,
             };
             commands.extend(canvas::canvas_ui(ui, &mut self.view, &scene, input));

@@ -614,6 +614,16 @@ impl GpuSampler {
         self.k += steps;
     }
 
+    /// Number of particles.
+    pub fn particle_count(&self) -> u32 {
+        self.n
+    }
+
+    /// The sampler settings.
+    pub fn config(&self) -> &SamplerConfig {
+        &self.config
+    }
+
     /// Integration steps queued so far.
     pub fn k(&self) -> u32 {
         self.k

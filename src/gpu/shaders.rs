@@ -13,6 +13,9 @@ const GEMM: (&str, &str) = ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")
 const TRAIN: (&str, &str) = ("train.wgsl", include_str!("../../shaders/train.wgsl"));
 const SAMPLE: (&str, &str) = ("sample.wgsl", include_str!("../../shaders/sample.wgsl"));
 
+/// The particle-drawing shader (a render module on its own: no prelude needed).
+pub const POINTS: &str = include_str!("../../shaders/points.wgsl");
+
 /// The files of the training module, in order.
 pub const TRAINING_FILES: [(&str, &str); 4] = [COMMON, RNG, GEMM, TRAIN];
 /// The files of the sampling module (particles, trajectories, fields), in order.

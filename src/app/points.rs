@@ -1,0 +1,185 @@
+//! Drawing the GPU sampler's particles straight from its buffer with an egui paint
+//! callback: no readback, so a hundred thousand particles cost the CPU nothing.
+
+use std::sync::Arc;
+
+use bytemuck::{Pod, Zeroable};
+use eframe::egui;
+use eframe::egui_wgpu::{self, wgpu};
+
+use crate::gpu::shaders;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct ViewUniform {
+    center: [f32; 2],
+    scale: [f32; 2],
+    half_size: [f32; 2],
+    pad: [f32; 2],
+    color: [f32; 4],
+}
+
+/// The pipeline and uniform buffer, made once per device and kept in egui-wgpu's
+/// callback resources.
+pub struct PointsPipeline {
+    pipeline: wgpu::RenderPipeline,
+    layout: wgpu::BindGroupLayout,
+    uniform: wgpu::Buffer,
+}
+
+impl PointsPipeline {
+    /// Builds the pipeline for eframe's target format and registers it.
+    pub fn install(rs: &egui_wgpu::RenderState) {
+        let device = &rs.device;
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("points.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(shaders::POINTS.into()),
+        });
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("points bindings"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::VERTEX | wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+                wgpu::BindGroupLayoutEntry {
+                    binding: 1,
+                    visibility: wgpu::ShaderStages::VERTEX,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only: true },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+            ],
+        });
+        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("points pipeline layout"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("points"),
+            layout: Some(&pl),
+            vertex: wgpu::VertexState {
+                module: &module,
+                entry_point: Some("vs"),
+                compilation_options: Default::default(),
+                buffers: &[],
+            },
+            fragment: Some(wgpu::FragmentState {
+                module: &module,
+                entry_point: Some("fs"),
+                compilation_options: Default::default(),
+                targets: &[Some(wgpu::ColorTargetState {
+                    format: rs.target_format,
+                    blend: Some(wgpu::BlendState::ALPHA_BLENDING),
+                    write_mask: wgpu::ColorWrites::ALL,
+                })],
+            }),
+            primitive: wgpu::PrimitiveState::default(),
+            depth_stencil: None,
+            multisample: wgpu::MultisampleState::default(),
+            multiview_mask: None,
+            cache: None,
+        });
+        let uniform = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("points view"),
+            size: size_of::<ViewUniform>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        rs.renderer
+            .write()
+            .callback_resources
+            .insert(PointsPipeline {
+                pipeline,
+                layout,
+                uniform,
+            });
+    }
+}
+
+/// One frame's draw of `count` particles from `buffer`.
+pub struct PointsCallback {
+    /// The sampler's particle buffer (`vec4` per particle).
+    pub buffer: Arc<wgpu::Buffer>,
+    /// How many to draw.
+    pub count: u32,
+    /// Data-space centre of the canvas.
+    pub center: [f32; 2],
+    /// Pixels per data unit.
+    pub px_per_unit: f32,
+    /// Half a dot's edge in pixels.
+    pub half_px: f32,
+    /// RGBA in 0..1.
+    pub color: [f32; 4],
+    /// The canvas size in points.
+    pub size: egui::Vec2,
+}
+
+impl egui_wgpu::CallbackTrait for PointsCallback {
+    fn prepare(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        _screen: &egui_wgpu::ScreenDescriptor,
+        _encoder: &mut wgpu::CommandEncoder,
+        resources: &mut egui_wgpu::CallbackResources,
+    ) -> Vec<wgpu::CommandBuffer> {
+        let Some(p) = resources.get::<PointsPipeline>() else {
+            return Vec::new();
+        };
+        let (w, h) = (self.size.x.max(1.0), self.size.y.max(1.0));
+        let view = ViewUniform {
+            center: self.center,
+            scale: [2.0 * self.px_per_unit / w, 2.0 * self.px_per_unit / h],
+            half_size: [2.0 * self.half_px / w, 2.0 * self.half_px / h],
+            pad: [0.0; 2],
+            color: self.color,
+        };
+        queue.write_buffer(&p.uniform, 0, bytemuck::bytes_of(&view));
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("points bind group"),
+            layout: &p.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: p.uniform.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: self.buffer.as_entire_binding(),
+                },
+            ],
+        });
+        resources.insert(PointsBindGroup(bind_group));
+        Vec::new()
+    }
+
+    fn paint(
+        &self,
+        _info: egui::PaintCallbackInfo,
+        pass: &mut wgpu::RenderPass<'static>,
+        resources: &egui_wgpu::CallbackResources,
+    ) {
+        let (Some(p), Some(bg)) = (
+            resources.get::<PointsPipeline>(),
+            resources.get::<PointsBindGroup>(),
+        ) else {
+            return;
+        };
+        pass.set_pipeline(&p.pipeline);
+        pass.set_bind_group(0, &bg.0, &[]);
+        pass.draw(0..6, 0..self.count);
+    }
+}
+
+struct PointsBindGroup(wgpu::BindGroup);
