@@ -241,3 +241,27 @@ fn histogram(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     atomicAdd(&hist[u32(q.y) * sp.grid_nx + u32(q.x)], 1u);
 }
+
+var<workgroup> best: array<f32, 256>;
+
+// The largest log p_t on the grid, into the vec4 after the last grid point (so the
+// heatmap can be normalised on the device).
+@compute @workgroup_size(256)
+fn field_max(@builtin(local_invocation_index) li: u32) {
+    let n = sp.grid_nx * sp.grid_ny;
+    var m = -3.0e38;
+    for (var i = li; i < n; i += 256u) {
+        m = max(m, field[3u * i + 2u].x);
+    }
+    best[li] = m;
+    workgroupBarrier();
+    for (var w = 128u; w > 0u; w = w >> 1u) {
+        if (li < w) {
+            best[li] = max(best[li], best[li + w]);
+        }
+        workgroupBarrier();
+    }
+    if (li == 0u) {
+        field[3u * n] = vec4<f32>(best[0], 0.0, 0.0, 0.0);
+    }
+}

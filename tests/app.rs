@@ -290,4 +290,11 @@ fn the_window_trains_on_its_own_gpu_device() {
         path.display()
     );
     assert!(yellow > 200, "only {yellow} particle-coloured pixels");
+    // The density heatmap, drawn from the device's field buffer: green-teal moons.
+    let heat = img
+        .pixels()
+        .filter(|p| p[1] > 120 && p[0] < 180 && p[2] < 160)
+        .count();
+    println!("{heat} heatmap-coloured pixels");
+    assert!(heat > 500, "only {heat} heatmap-coloured pixels");
 }

@@ -57,21 +57,27 @@ fn both_modules_parse_and_validate_in_both_variants() {
                 "grid_store",
                 "exact_marginal",
                 "histogram",
+                "field_max",
             ],
         );
     }
 }
 
 #[test]
-fn the_points_shader_validates() {
-    let module = validate(shaders::POINTS);
-    has_entries(&module, &["vs", "fs"]);
+fn the_render_shaders_validate() {
+    for src in [shaders::POINTS, shaders::HEAT] {
+        let module = validate(src);
+        has_entries(&module, &["vs", "fs"]);
+    }
 }
 
 #[test]
 fn every_shader_file_is_in_a_module() {
     let shape = GemmShape::for_adapter(false);
-    let src = shaders::training_source(shape) + &shaders::sampling_source(shape) + shaders::POINTS;
+    let src = shaders::training_source(shape)
+        + &shaders::sampling_source(shape)
+        + shaders::POINTS
+        + shaders::HEAT;
     for entry in
         std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders")).expect("shaders/")
     {

@@ -13,8 +13,9 @@ use crate::core::rng::Rng;
 use crate::engine::sampler::{self, Grid, Model};
 
 /// Heatmap resolution and extent (model coordinates).
-const HEAT_N: u32 = 64;
-const HEAT_HALF: f32 = 6.0;
+pub const HEAT_N: u32 = 64;
+/// See [`HEAT_N`].
+pub const HEAT_HALF: f32 = 6.0;
 /// The heatmap shows p_t at most at this t: at t = 1 a point set's density is a sum
 /// of spikes that no grid can show.
 pub const HEAT_T_MAX: f32 = 0.98;
@@ -70,6 +71,8 @@ pub struct Scene<'a> {
     pub picked: Option<Vec2>,
     /// On the GPU engine: the device's particle buffer and count, drawn from there.
     pub gpu_particles: Option<(eframe::egui_wgpu::wgpu::Buffer, u32)>,
+    /// On the GPU engine: the device's field buffer on the heatmap grid.
+    pub gpu_heat: Option<eframe::egui_wgpu::wgpu::Buffer>,
 }
 
 /// How pointer input is read.
@@ -300,6 +303,20 @@ pub fn canvas_ui(
     let layers = &s.layers;
 
     if layers.density
+        && let Some(buffer) = &scene.gpu_heat
+    {
+        let cb = super::points::HeatCallback {
+            buffer: std::sync::Arc::new(buffer.clone()),
+            center: f.center,
+            px_per_unit,
+            size: rect.size(),
+            lo: [-HEAT_HALF, -HEAT_HALF],
+            cell: 2.0 * HEAT_HALF / HEAT_N as f32,
+            n: HEAT_N,
+        };
+        painter.add(eframe::egui_wgpu::Callback::new_paint_callback(rect, cb));
+        colour_bar(&painter, rect, None);
+    } else if layers.density
         && let Some((tex, max)) = heat_texture(ui, view, scene)
     {
         let lo = f.screen_from_data([-HEAT_HALF, HEAT_HALF]);
@@ -310,7 +327,7 @@ pub fn canvas_ui(
             Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
             Color32::WHITE,
         );
-        colour_bar(&painter, rect, max);
+        colour_bar(&painter, rect, Some(max));
     }
 
     if layers.data {
@@ -485,7 +502,7 @@ pub fn canvas_ui(
     commands
 }
 
-fn colour_bar(painter: &egui::Painter, rect: Rect, max: f32) {
+fn colour_bar(painter: &egui::Painter, rect: Rect, max: Option<f32>) {
     let w = 12.0;
     let h = (rect.height() * 0.35).min(180.0);
     let x = rect.right() - w - 14.0;
@@ -503,7 +520,7 @@ fn colour_bar(painter: &egui::Painter, rect: Rect, max: f32) {
     painter.text(
         Pos2::new(x - 4.0, y0),
         egui::Align2::RIGHT_TOP,
-        format!("{max:.3}"),
+        max.map_or_else(|| "max".to_string(), |m| format!("{m:.3}")),
         font.clone(),
         color,
     );

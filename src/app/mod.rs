@@ -40,6 +40,8 @@ const PARTICLE_SHARE: f64 = 0.25;
 const PROBE_ROWS: usize = 128;
 /// Steps between probes.
 const PROBE_EVERY: u64 = 20;
+/// Particles whose paths are drawn.
+const TRAJECTORIES: usize = 48;
 /// Steps between sample-quality measurements.
 const QUALITY_EVERY: u64 = 500;
 /// The most points a file may bring into the window (the exact marginals cost
@@ -103,6 +105,10 @@ struct Live {
     shown: Option<ShownRun>,
     /// On the GPU engine: the particles live on the device and are drawn from there.
     gpu_particles: Option<GpuSampler>,
+    /// The t (in thousandths) the device's heatmap fields were computed for.
+    gpu_heat_t: Option<u32>,
+    /// Trajectories of the last finished GPU run (k, paths), read back once per run.
+    gpu_traj: (u32, Vec<crate::core::path::Vec2>),
     error: Option<String>,
 }
 
@@ -140,12 +146,14 @@ impl Live {
             particles: Particles::with_trajectories(
                 settings.particles,
                 settings.sampler_config(),
-                48,
+                TRAJECTORIES,
             ),
             particles_started: Instant::now(),
             particle_params: trainer.ema_params().to_vec(),
             shown: None,
             gpu_particles,
+            gpu_heat_t: None,
+            gpu_traj: (0, Vec::new()),
             data,
             trainer,
             error: None,
@@ -455,13 +463,18 @@ impl FlowApp {
             });
             if stale && let Some(ctx) = &self.gpu {
                 match make_gpu_sampler(ctx, &self.settings, &self.live.trainer, &self.live.data) {
-                    Ok(s) => self.live.gpu_particles = Some(s),
+                    Ok(s) => {
+                        self.live.gpu_particles = Some(s);
+                        self.live.gpu_heat_t = None;
+                    }
                     Err(e) => self.notice = Some(e),
                 }
             }
             if let Some(s) = &mut self.live.gpu_particles {
                 s.copy_params_from(g);
                 s.restart_with_seed(self.settings.seed);
+                // The learned part of the fields follows the new parameters.
+                self.live.gpu_heat_t = None;
             }
         }
     }
@@ -581,13 +594,31 @@ impl FlowApp {
         if target < k || stale {
             self.restart_particles();
         }
-        let Some(s) = &mut self.live.gpu_particles else {
+        let heat_t = ((self.settings.t.min(canvas::HEAT_T_MAX)) * 1000.0).round() as u32;
+        let Live {
+            gpu_particles: Some(s),
+            gpu_heat_t,
+            gpu_traj,
+            ..
+        } = &mut self.live
+        else {
             return;
         };
+        if *gpu_heat_t != Some(heat_t) {
+            s.compute_fields(heat_t as f32 / 1000.0);
+            *gpu_heat_t = Some(heat_t);
+        }
         let k = s.k();
         if k < target {
             s.advance((target - k).min((steps / 20).max(1)));
+            // Natively, a finished run's paths are read back once (a few kilobytes).
+            #[cfg(not(target_arch = "wasm32"))]
+            if s.k() == target {
+                *gpu_traj = (target, s.trajectories_blocking());
+            }
         }
+        #[cfg(target_arch = "wasm32")]
+        let _ = gpu_traj;
         if self.animating {
             self.settings.t = self.settings.t.min(s.t());
             if s.done() {
@@ -686,6 +717,9 @@ fn shown_particles<'a>(
     &'a [crate::core::path::Vec2],
     u32,
 ) {
+    if live.gpu_particles.is_some() {
+        return (&[], &live.gpu_traj.1, live.gpu_traj.0);
+    }
     let steps = settings.sample_steps.max(1);
     let target = (settings.t * steps as f32).round() as u32;
     match &live.shown {
@@ -741,9 +775,9 @@ fn make_gpu_sampler(
         settings.schedule,
         data,
         settings.particles as u32,
-        0,
+        TRAJECTORIES as u32,
         settings.sampler_config(),
-        Grid::square(4.5, 8),
+        Grid::square(canvas::HEAT_HALF, canvas::HEAT_N),
     )
     .map_err(|e| e.to_string())
 }
@@ -798,6 +832,12 @@ impl eframe::App for FlowApp {
                     .gpu_particles
                     .as_ref()
                     .map(|s| (s.particles_buffer().clone(), s.particle_count())),
+                gpu_heat: self
+                    .live
+                    .gpu_particles
+                    .as_ref()
+                    .filter(|_| self.live.gpu_heat_t.is_some())
+                    .map(|s| s.field_buffer().clone()),
                 picked: self.picked,
             };
             commands.extend(canvas::canvas_ui(ui, &mut self.view, &scene, input));

@@ -62,10 +62,11 @@ enum K {
     Advance,
     GridStore,
     Exact,
+    FieldMax,
     Histogram,
 }
 
-const ENTRIES: [(K, &str); 9] = [
+const ENTRIES: [(K, &str); 10] = [
     (K::Prior, "prior"),
     (K::Features, "features"),
     (K::Gemm, "gemm"),
@@ -74,6 +75,7 @@ const ENTRIES: [(K, &str); 9] = [
     (K::Advance, "advance_particles"),
     (K::GridStore, "grid_store"),
     (K::Exact, "exact_marginal"),
+    (K::FieldMax, "field_max"),
     (K::Histogram, "histogram"),
 ];
 
@@ -196,7 +198,8 @@ impl GpuSampler {
             "trajectories",
             (config.steps as u64 + 1) * traj_m as u64 * 8,
         );
-        let field = buf("fields", grid.len() as u64 * 48);
+        // Three vec4 per grid point, then the grid's largest log-density.
+        let field = buf("fields", grid.len() as u64 * 48 + 16);
         let hist = buf("histogram", grid.len() as u64 * 4);
 
         let (schedule_code, poly_k) = schedule.shader_code();
@@ -375,6 +378,12 @@ impl GpuSampler {
             gm: 0,
             sp: exact_slot,
             groups: [g_len.div_ceil(64), 1, 1],
+        });
+        field_plan.push(Dispatch {
+            kernel: K::FieldMax,
+            gm: 0,
+            sp: exact_slot,
+            groups: [1, 1, 1],
         });
 
         let slot_buffer = |label: &str, bytes: Vec<&[u8]>, usage| {

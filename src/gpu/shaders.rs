@@ -16,6 +16,9 @@ const SAMPLE: (&str, &str) = ("sample.wgsl", include_str!("../../shaders/sample.
 /// The particle-drawing shader (a render module on its own: no prelude needed).
 pub const POINTS: &str = include_str!("../../shaders/points.wgsl");
 
+/// The heatmap shader (a render module on its own).
+pub const HEAT: &str = include_str!("../../shaders/heat.wgsl");
+
 /// The files of the training module, in order.
 pub const TRAINING_FILES: [(&str, &str); 4] = [COMMON, RNG, GEMM, TRAIN];
 /// The files of the sampling module (particles, trajectories, fields), in order.
