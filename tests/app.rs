@@ -298,3 +298,30 @@ fn the_window_trains_on_its_own_gpu_device() {
     println!("{heat} heatmap-coloured pixels");
     assert!(heat > 500, "only {heat} heatmap-coloured pixels");
 }
+
+#[test]
+fn the_file_dialog_opens_a_csv() {
+    let dir = std::env::temp_dir().join(format!("flow-playground-dialog-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut text = String::from("x,y\n");
+    for i in 0..50 {
+        text.push_str(&format!("{},{}\n", i as f32 * 0.1, (i as f32 * 0.3).sin()));
+    }
+    std::fs::write(dir.join("wave.csv"), text).expect("written");
+    let mut h = Harness::builder()
+        .with_size([1200.0, 800.0])
+        .build_eframe(|_| {
+            let mut app = quiet_app(small());
+            app.file_dialog = flow_playground::app::file_dialog::FileDialog::at(&dir);
+            app
+        });
+    h.run_steps(1);
+    h.get_by_label("Open CSV...").click();
+    h.run_steps(2);
+    h.get_by_label("wave.csv").click();
+    h.run_steps(3);
+    let app = h.state();
+    assert_eq!(app.settings.data, DataChoice::Drawn);
+    assert_eq!(app.settings.drawn.len(), 50);
+    assert!(!app.file_dialog.open, "the dialog closes after a choice");
+}

@@ -137,6 +137,8 @@ pub fn side_panel(ui: &mut egui::Ui, app: &mut FlowApp) -> Vec<Command> {
     let mut out = Vec::new();
     let mut brush = app.brush();
     let gpu_engine = app.backend_badge().backend == "gpu";
+    #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
+    let mut app_dialog_open = false;
     let s = &mut app.settings;
     egui::CollapsingHeader::new("Data")
         .default_open(true)
@@ -155,6 +157,14 @@ pub fn side_panel(ui: &mut egui::Ui, app: &mut FlowApp) -> Vec<Command> {
                 })
                 .response
                 .on_hover_text(RESETS);
+            #[cfg(not(target_arch = "wasm32"))]
+            if ui
+                .button("Open CSV...")
+                .on_hover_text("Learn your own points (x,y per line). Dropping a file on the window works too.")
+                .clicked()
+            {
+                app_dialog_open = true;
+            }
             if s.data == DataChoice::Drawn {
                 ui.horizontal(|ui| {
                     ui.toggle_value(&mut brush, "Brush")
@@ -344,5 +354,11 @@ pub fn side_panel(ui: &mut egui::Ui, app: &mut FlowApp) -> Vec<Command> {
             ui.small("Click a data point for its conditional path.");
         });
     app.set_brush(brush);
+    #[cfg(not(target_arch = "wasm32"))]
+    if app_dialog_open {
+        app.file_dialog.open = true;
+    }
+    #[cfg(target_arch = "wasm32")]
+    let _ = app_dialog_open;
     out
 }

@@ -7,6 +7,8 @@
 pub mod canvas;
 pub mod controls;
 pub mod engine;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod file_dialog;
 pub mod plots;
 pub mod points;
 pub mod state;
@@ -195,6 +197,9 @@ pub struct FlowApp {
     last_status: Option<Instant>,
     /// Print the status line (stdout natively, the console on the web).
     pub status_line: bool,
+    /// The CSV file dialog (desktop).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub file_dialog: file_dialog::FileDialog,
 }
 
 impl FlowApp {
@@ -240,6 +245,8 @@ impl FlowApp {
             last_frame: None,
             last_status: None,
             status_line: true,
+            #[cfg(not(target_arch = "wasm32"))]
+            file_dialog: Default::default(),
         }
     }
 
@@ -842,6 +849,15 @@ impl eframe::App for FlowApp {
             };
             commands.extend(canvas::canvas_ui(ui, &mut self.view, &scene, input));
         });
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(path) = self.file_dialog.show(ui.ctx()) {
+            let name = path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            commands.push(Command::ImportCsv { name, text });
+        }
         for c in commands {
             self.apply(c);
         }
