@@ -8,11 +8,10 @@ use crate::core::data::DataSet;
 use crate::engine::cpu::CpuTrainer;
 use crate::engine::gpu::GpuTrainer;
 use crate::engine::{BackendChoice, EngineError, TrainConfig};
-use crate::gpu::context::GpuContext;
+use crate::gpu::context::{AsyncRead, GpuContext};
 use crate::nn::layout::Layout;
 
-/// How old a GPU parameter snapshot may get before it is read again (native).
-#[cfg(not(target_arch = "wasm32"))]
+/// How old a GPU parameter snapshot may get before the next one is asked for.
 const SNAPSHOT_EVERY_S: f64 = 0.25;
 
 enum Backend {
@@ -21,9 +20,8 @@ enum Backend {
         trainer: Box<GpuTrainer>,
         params: Vec<f32>,
         ema: Vec<f32>,
-        // Read natively only: the web needs an asynchronous readback.
-        #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
         read_at: Option<Instant>,
+        pending: Option<(AsyncRead, AsyncRead)>,
         per_frame: u32,
     },
 }
@@ -166,22 +164,36 @@ impl AppEngine {
         }
     }
 
-    /// Reads the GPU parameters into the host snapshot when it is old (natively, a
-    /// short blocking copy; on the web the snapshot stays as it was).
+    /// Keeps the host snapshot of the GPU parameters recent without waiting: takes a
+    /// read that has arrived, and asks for the next one when the snapshot is old.
     pub fn refresh(&mut self) {
-        #[cfg(not(target_arch = "wasm32"))]
-        if let Backend::Gpu {
+        let Backend::Gpu {
             trainer,
             params,
             ema,
             read_at,
+            pending,
             ..
         } = &mut self.backend
-            && read_at.is_none_or(|t| t.elapsed().as_secs_f64() > SNAPSHOT_EVERY_S)
-        {
-            *params = trainer.params_blocking();
-            *ema = trainer.ema_params_blocking();
+        else {
+            return;
+        };
+        // Natively, map callbacks run when the device is polled (never waiting).
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = trainer.context().device.poll(wgpu::PollType::Poll);
+        if let Some((p, e)) = pending {
+            if !(p.arrived() && e.arrived()) {
+                return;
+            }
+            if let (Some(Ok(pb)), Some(Ok(eb))) = (p.take(), e.take()) {
+                *params = bytemuck::pod_collect_to_vec(&pb);
+                *ema = bytemuck::pod_collect_to_vec(&eb);
+            }
+            *pending = None;
             *read_at = Some(Instant::now());
+        }
+        if read_at.is_none_or(|t| t.elapsed().as_secs_f64() > SNAPSHOT_EVERY_S) {
+            *pending = Some(trainer.read_params_async());
         }
     }
 
@@ -273,6 +285,7 @@ fn gpu_engine(
             ema: init,
             trainer: Box::new(t),
             read_at: None,
+            pending: None,
             per_frame: 4,
         },
         badge: Badge {

@@ -111,6 +111,8 @@ struct Live {
     gpu_heat_t: Option<u32>,
     /// Trajectories of the last finished GPU run (k, paths), read back once per run.
     gpu_traj: (u32, Vec<crate::core::path::Vec2>),
+    /// That read while it is on its way (k, read).
+    gpu_traj_pending: Option<(u32, crate::gpu::context::AsyncRead)>,
     error: Option<String>,
 }
 
@@ -156,6 +158,7 @@ impl Live {
             gpu_particles,
             gpu_heat_t: None,
             gpu_traj: (0, Vec::new()),
+            gpu_traj_pending: None,
             data,
             trainer,
             error: None,
@@ -606,6 +609,7 @@ impl FlowApp {
             gpu_particles: Some(s),
             gpu_heat_t,
             gpu_traj,
+            gpu_traj_pending,
             ..
         } = &mut self.live
         else {
@@ -618,14 +622,19 @@ impl FlowApp {
         let k = s.k();
         if k < target {
             s.advance((target - k).min((steps / 20).max(1)));
-            // Natively, a finished run's paths are read back once (a few kilobytes).
-            #[cfg(not(target_arch = "wasm32"))]
+            // A finished run's paths come back once (a few kilobytes), without waiting.
             if s.k() == target {
-                *gpu_traj = (target, s.trajectories_blocking());
+                *gpu_traj_pending = Some((target, s.read_trajectories_async()));
             }
         }
-        #[cfg(target_arch = "wasm32")]
-        let _ = gpu_traj;
+        if let Some((k, read)) = gpu_traj_pending
+            && read.arrived()
+        {
+            if let Some(Ok(bytes)) = read.take() {
+                *gpu_traj = (*k, bytemuck::pod_collect_to_vec(&bytes));
+            }
+            *gpu_traj_pending = None;
+        }
         if self.animating {
             self.settings.t = self.settings.t.min(s.t());
             if s.done() {

@@ -707,7 +707,7 @@ impl GpuTrainer {
             (offset * 4) as u64,
             (len * 4) as u64,
         );
-        bytemuck::cast_slice(&raw).to_vec()
+        bytemuck::pod_collect_to_vec(&raw)
     }
 
     #[cfg(not(target_arch = "wasm32"))]
@@ -785,6 +785,22 @@ impl GpuTrainer {
                 (format!("{:?}", d.kernel), shape)
             })
             .collect()
+    }
+
+    /// Starts non-blocking reads of the parameters and of the sampling parameters.
+    pub fn read_params_async(
+        &self,
+    ) -> (
+        crate::gpu::context::AsyncRead,
+        crate::gpu::context::AsyncRead,
+    ) {
+        use crate::gpu::context::AsyncRead;
+        let n = self.layout.n_params as u64 * 4;
+        let (src, ema_at) = self.sampling_params_source();
+        (
+            AsyncRead::start(&self.ctx, &self.arena, 0, n),
+            AsyncRead::start(&self.ctx, src, ema_at, n),
+        )
     }
 
     /// Where the parameters the samplers use live on the device: the arena and the

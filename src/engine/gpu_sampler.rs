@@ -658,6 +658,12 @@ impl GpuSampler {
         &self.particles
     }
 
+    /// Starts a non-blocking read of the trajectories so far (`(k + 1) x traj_m`).
+    pub fn read_trajectories_async(&self) -> crate::gpu::context::AsyncRead {
+        let len = (self.k as u64 + 1) * self.traj_m as u64 * 8;
+        crate::gpu::context::AsyncRead::start(&self.ctx, &self.traj, 0, len)
+    }
+
     /// Trajectory positions, `(steps + 1) x traj_m()` `vec2`s, for drawing.
     pub fn trajectories_buffer(&self) -> &wgpu::Buffer {
         &self.traj
@@ -712,7 +718,7 @@ impl GpuSampler {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn positions_blocking(&self) -> Vec<Vec2> {
         let raw = self.read_blocking(&self.particles, self.n as u64 * 16);
-        bytemuck::cast_slice::<u8, [f32; 4]>(&raw)
+        bytemuck::pod_collect_to_vec::<u8, [f32; 4]>(&raw)
             .iter()
             .map(|p| [p[0], p[1]])
             .collect()
@@ -723,7 +729,7 @@ impl GpuSampler {
     pub fn trajectories_blocking(&self) -> Vec<Vec2> {
         let len = (self.k as u64 + 1) * self.traj_m as u64 * 8;
         let raw = self.read_blocking(&self.traj, len);
-        bytemuck::cast_slice::<u8, Vec2>(&raw).to_vec()
+        bytemuck::pod_collect_to_vec::<u8, Vec2>(&raw)
     }
 
     /// The learned (field, score) per grid point and the exact marginals (blocking;
@@ -731,7 +737,7 @@ impl GpuSampler {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn fields_blocking(&self) -> (Vec<(Vec2, Vec2)>, Vec<Marginal>) {
         let raw = self.read_blocking(&self.field, self.grid.len() as u64 * 48);
-        let v: &[[f32; 4]] = bytemuck::cast_slice(&raw);
+        let v: Vec<[f32; 4]> = bytemuck::pod_collect_to_vec(&raw);
         let mut learned = Vec::with_capacity(self.grid.len());
         let mut exact = Vec::with_capacity(self.grid.len());
         for c in v.chunks_exact(3) {
@@ -749,7 +755,7 @@ impl GpuSampler {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn histogram_blocking(&self) -> Vec<u32> {
         let raw = self.read_blocking(&self.hist, self.grid.len() as u64 * 4);
-        bytemuck::cast_slice(&raw).to_vec()
+        bytemuck::pod_collect_to_vec(&raw)
     }
 
     /// Runs to `t = 1` and returns the positions (blocking; native only).

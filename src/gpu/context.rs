@@ -146,3 +146,61 @@ pub fn mixture_buffer(device: &wgpu::Device, mixture: &crate::core::data::Mixtur
         usage: wgpu::BufferUsages::STORAGE,
     })
 }
+
+/// A copy of part of a buffer on its way back to the host, without waiting: start it,
+/// then ask each frame whether it has arrived (`device.poll(Poll)` natively; the
+/// browser's event loop on the web).
+pub struct AsyncRead {
+    buffer: wgpu::Buffer,
+    state: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    bytes: u64,
+}
+
+impl AsyncRead {
+    /// Copies `bytes` bytes of `src` from `offset` and starts mapping them.
+    pub fn start(ctx: &GpuContext, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Self {
+        use std::sync::atomic::Ordering;
+        let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("async readback"),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(src, offset, &buffer, 0, bytes);
+        ctx.queue.submit([enc.finish()]);
+        let state = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+        let s = state.clone();
+        buffer.map_async(wgpu::MapMode::Read, .., move |r| {
+            s.store(if r.is_ok() { 1 } else { 2 }, Ordering::Release);
+        });
+        AsyncRead {
+            buffer,
+            state,
+            bytes,
+        }
+    }
+
+    /// Whether the data has arrived (or the read failed).
+    pub fn arrived(&self) -> bool {
+        self.state.load(std::sync::atomic::Ordering::Acquire) != 0
+    }
+
+    /// The data, once arrived: `Some(Ok)`; `Some(Err)` if the read failed; `None` while
+    /// it is still on its way.
+    pub fn take(&self) -> Option<Result<Vec<u8>, String>> {
+        match self.state.load(std::sync::atomic::Ordering::Acquire) {
+            0 => None,
+            1 => {
+                let out = self
+                    .buffer
+                    .get_mapped_range(..)
+                    .map(|v| v[..self.bytes as usize].to_vec())
+                    .map_err(|e| e.to_string());
+                self.buffer.unmap();
+                Some(out)
+            }
+            _ => Some(Err("the GPU readback failed".into())),
+        }
+    }
+}
