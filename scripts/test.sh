@@ -23,7 +23,7 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== clippy (native)"
 cargo clippy --release --all-targets -- -D warnings
-echo "== clippy (wasm32 library)"
-cargo clippy --release --lib --target wasm32-unknown-unknown -- -D warnings
+echo "== clippy (wasm32 library and web entry)"
+cargo clippy --release --lib --bins --target wasm32-unknown-unknown -- -D warnings
 echo "== cargo test --release"
 cargo test --release

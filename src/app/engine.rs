@@ -92,8 +92,8 @@ impl AppEngine {
         }
         race(ctx, config, data).unwrap_or_else(|| {
             cpu(format!(
-                "{} is a software adapter, slower than the CPU engine here",
-                ctx.info.name
+                "{} is a software adapter, not measured against the CPU engine here",
+                ctx.describe()
             ))
         })
     }

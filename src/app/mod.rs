@@ -261,25 +261,27 @@ impl FlowApp {
         Self::with_gpu(settings, notice, Self::compute_device(cc))
     }
 
-    /// Registers the particle-drawing pipeline with eframe's renderer (once).
-    pub fn install_renderer(cc: &eframe::CreationContext<'_>) {
-        if let Some(rs) = &cc.wgpu_render_state {
-            points::PointsPipeline::install(rs);
-        }
-    }
-
-    /// eframe's device, if it can run compute shaders (not on WebGL2 or GL).
+    /// eframe's device, if it can run compute shaders and read storage buffers in
+    /// vertex shaders (not on WebGL2 or GL); the particle and heatmap pipelines are
+    /// registered with eframe's renderer then, and only then.
     pub fn compute_device(cc: &eframe::CreationContext<'_>) -> Option<GpuContext> {
-        Self::install_renderer(cc);
-        cc.wgpu_render_state.as_ref().and_then(|rs| {
-            GpuContext::from_device(
-                rs.device.clone(),
-                rs.queue.clone(),
-                rs.adapter.get_info(),
-                rs.adapter.get_downlevel_capabilities(),
-            )
-            .ok()
-        })
+        let rs = cc.wgpu_render_state.as_ref()?;
+        let downlevel = rs.adapter.get_downlevel_capabilities();
+        let vertex_storage = downlevel
+            .flags
+            .contains(eframe::egui_wgpu::wgpu::DownlevelFlags::VERTEX_STORAGE);
+        let ctx = GpuContext::from_device(
+            rs.device.clone(),
+            rs.queue.clone(),
+            rs.adapter.get_info(),
+            downlevel,
+        )
+        .ok()?;
+        if !vertex_storage {
+            return None;
+        }
+        points::PointsPipeline::install(rs);
+        Some(ctx)
     }
 
     /// Settings from eframe's storage, or the defaults with a notice.
