@@ -95,20 +95,7 @@ impl egui_wgpu::CallbackTrait for PointsCallback {
             color: self.color,
         };
         queue.write_buffer(&p.uniform, 0, bytemuck::bytes_of(&view));
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("points bind group"),
-            layout: &p.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: p.uniform.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: self.buffer.as_entire_binding(),
-                },
-            ],
-        });
+        let bind_group = uniform_and_storage(device, &p.layout, &p.uniform, &self.buffer);
         resources.insert(PointsBindGroup(bind_group));
         Vec::new()
     }
@@ -132,6 +119,29 @@ impl egui_wgpu::CallbackTrait for PointsCallback {
 }
 
 struct PointsBindGroup(wgpu::BindGroup);
+
+/// The bind group of both render shaders: the view uniform and the storage buffer.
+fn uniform_and_storage(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    uniform: &wgpu::Buffer,
+    storage: &wgpu::Buffer,
+) -> wgpu::BindGroup {
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("render view and buffer"),
+        layout,
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: uniform.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: storage.as_entire_binding(),
+            },
+        ],
+    })
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -277,20 +287,7 @@ impl egui_wgpu::CallbackTrait for HeatCallback {
             n: self.n,
         };
         queue.write_buffer(&p.uniform, 0, bytemuck::bytes_of(&u));
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("heat bind group"),
-            layout: &p.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: p.uniform.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: self.buffer.as_entire_binding(),
-                },
-            ],
-        });
+        let bind_group = uniform_and_storage(device, &p.layout, &p.uniform, &self.buffer);
         resources.insert(HeatBindGroup(bind_group));
         Vec::new()
     }
