@@ -325,3 +325,94 @@ fn the_file_dialog_opens_a_csv() {
     assert_eq!(app.settings.drawn.len(), 50);
     assert!(!app.file_dialog.open, "the dialog closes after a choice");
 }
+
+#[test]
+fn share_copies_a_link_that_restores_the_settings() {
+    let settings = Settings {
+        data: DataChoice::Toy(Toy::Spirals),
+        loss: Loss::DsmEps,
+        ..small()
+    };
+    let mut h = Harness::builder()
+        .with_size([1200.0, 800.0])
+        .build_eframe(|_| quiet_app(settings.clone()));
+    h.run_steps(2);
+    h.get_by_label("Share").click();
+    h.run_steps(2);
+    h.get_by_label("Copy link").click();
+    h.run_steps(2);
+    let link = h.state().copied_link.clone().expect("a link was copied");
+    assert!(link.starts_with('#'), "{link}");
+    assert!(
+        link.contains("data=spirals") && link.contains("loss=dsm-eps"),
+        "{link}"
+    );
+    assert!(!link.contains("embed"), "{link}");
+    let back = flow_playground::app::url::decode(&link);
+    assert!(back.ignored.is_empty(), "{:?}", back.ignored);
+    assert_eq!(back.settings, h.state().settings);
+
+    // The slide variant carries the flag.
+    h.get_by_label("Share").click();
+    h.run_steps(2);
+    h.get_by_label("Copy link for slides").click();
+    h.run_steps(2);
+    let link = h.state().copied_link.clone().expect("a link was copied");
+    assert!(flow_playground::app::url::decode(&link).embed, "{link}");
+}
+
+#[test]
+fn a_link_applies_its_settings_and_the_embed_flag_hides_the_controls() {
+    let mut h = Harness::builder()
+        .with_size([1200.0, 800.0])
+        .build_eframe(|_| quiet_app(small()));
+    h.run_steps(5);
+    assert!(h.query_by_label("dataset").is_some(), "controls shown");
+    h.state_mut()
+        .apply_link("#data=checkerboard&width=32&batch=256&particles=500&spf=5&embed=1");
+    h.run_steps(3);
+    let app = h.state();
+    assert_eq!(app.settings.data, DataChoice::Toy(Toy::Checkerboard));
+    assert_eq!(app.settings.width, 32);
+    assert_eq!(app.data().name(), "checkerboard", "the model was rebuilt");
+    assert!(app.embed);
+    assert!(app.notice.is_none(), "{:?}", app.notice);
+    assert!(h.query_by_label("dataset").is_none(), "controls hidden");
+    assert!(h.query_by_label("Pause").is_some(), "play/pause stays");
+    h.get_by_label("Show controls").click();
+    h.run_steps(2);
+    assert!(!h.state().embed);
+    assert!(h.query_by_label("dataset").is_some(), "controls back");
+}
+
+#[test]
+fn a_garbage_link_names_what_it_ignored_and_keeps_training() {
+    let mut h = Harness::builder()
+        .with_size([1200.0, 800.0])
+        .build_eframe(|_| quiet_app(small()));
+    h.run_steps(5);
+    let before = h.state().settings.clone();
+    h.state_mut()
+        .apply_link("#width=abc&foo=bar&data=nope&%%%&t=0.5");
+    h.run_steps(3);
+    let app = h.state();
+    let notice = app.notice.clone().expect("a notice");
+    for needle in ["width=abc", "'foo'", "data=nope", "bad % escape"] {
+        assert!(notice.contains(needle), "{needle} not in {notice}");
+    }
+    // The one valid value applies; the rest are defaults.
+    assert_eq!(app.settings.t, 0.5);
+    assert_eq!(app.settings.width, Settings::default().width);
+    assert_ne!(app.settings, before);
+    let step = app.step();
+    h.run_steps(5);
+    assert!(h.state().step() > step, "still training");
+    assert!(h.query_by_label(notice.as_str()).is_some(), "notice shown");
+    h.get_by_label("x").click();
+    h.run_steps(2);
+    assert!(
+        h.state().notice.is_none(),
+        "dismissed: {:?}",
+        h.state().notice
+    );
+}

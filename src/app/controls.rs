@@ -10,6 +10,12 @@ use crate::core::schedule::{Schedule, SigmaMode};
 use crate::engine::sampler::SamplerKind;
 use crate::nn::layout::{Activation, TimeFeatures};
 
+#[cfg(target_arch = "wasm32")]
+const LINK_TIP: &str = "Every setting is in the page address: this copies it";
+#[cfg(not(target_arch = "wasm32"))]
+const LINK_TIP: &str =
+    "Copies the settings as an address fragment (#...): add it to the web page's address";
+
 /// Space plays or pauses training, R resets, the arrow keys scrub t.
 pub fn keyboard(ctx: &egui::Context) -> Vec<Command> {
     if ctx.egui_wants_keyboard_input() {
@@ -72,14 +78,46 @@ pub fn top_bar(ui: &mut egui::Ui, app: &mut FlowApp) -> Vec<Command> {
         {
             out.push(Command::Reset);
         }
-        ui.menu_button("Presets", |ui| {
-            for (i, (name, _)) in presets().iter().enumerate() {
-                if ui.button(*name).clicked() {
-                    out.push(Command::Preset(i));
+        if app.embed {
+            if ui
+                .button("Show controls")
+                .on_hover_text("Leave the slide view")
+                .clicked()
+            {
+                out.push(Command::SetEmbed(false));
+            }
+        } else {
+            ui.menu_button("Presets", |ui| {
+                for (i, (name, _)) in presets().iter().enumerate() {
+                    if ui.button(*name).clicked() {
+                        out.push(Command::Preset(i));
+                        ui.close();
+                    }
+                }
+            });
+            ui.menu_button("Share", |ui| {
+                if ui.button("Copy link").on_hover_text(LINK_TIP).clicked() {
+                    out.push(Command::CopyLink { embed: false });
                     ui.close();
                 }
-            }
-        });
+                if ui
+                    .button("Copy link for slides")
+                    .on_hover_text("The same link with the controls hidden: canvas and plots only")
+                    .clicked()
+                {
+                    out.push(Command::CopyLink { embed: true });
+                    ui.close();
+                }
+                if ui
+                    .button("Hide controls")
+                    .on_hover_text("The slide view here; \"Show controls\" brings them back")
+                    .clicked()
+                {
+                    out.push(Command::SetEmbed(true));
+                    ui.close();
+                }
+            });
+        }
         ui.separator();
         let badge = app.backend_badge();
         let text = format!(
@@ -87,8 +125,12 @@ pub fn top_bar(ui: &mut egui::Ui, app: &mut FlowApp) -> Vec<Command> {
             badge.backend.to_uppercase(),
             badge.adapter
         );
+        let why = match &app.renderer {
+            Some(r) => format!("Why: {}.\nDrawn with {r}.", badge.reason),
+            None => format!("Why: {}.", badge.reason),
+        };
         ui.label(egui::RichText::new(text).strong())
-            .on_hover_text(format!("Why: {}", badge.reason));
+            .on_hover_text(why);
         let (sps, fps) = app.speeds();
         ui.label(format!(
             "step {}  ·  {:.0} steps/s  ·  {:.0} fps",
@@ -101,11 +143,12 @@ pub fn top_bar(ui: &mut egui::Ui, app: &mut FlowApp) -> Vec<Command> {
         }
     });
     if let Some(n) = app.notice.clone() {
-        ui.horizontal(|ui| {
-            ui.colored_label(egui::Color32::from_rgb(255, 190, 80), n);
+        // The dismiss button first: a long notice wraps and never pushes it away.
+        ui.horizontal_wrapped(|ui| {
             if ui.small_button("x").on_hover_text("Dismiss").clicked() {
                 app.notice = None;
             }
+            ui.colored_label(egui::Color32::from_rgb(255, 190, 80), n);
         });
     }
     out
@@ -137,7 +180,6 @@ pub fn side_panel(ui: &mut egui::Ui, app: &mut FlowApp) -> Vec<Command> {
     let mut out = Vec::new();
     let mut brush = app.brush();
     let gpu_engine = app.backend_badge().backend == "gpu";
-    #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
     let mut app_dialog_open = false;
     let s = &mut app.settings;
     egui::CollapsingHeader::new("Data")
@@ -157,7 +199,6 @@ pub fn side_panel(ui: &mut egui::Ui, app: &mut FlowApp) -> Vec<Command> {
                 })
                 .response
                 .on_hover_text(RESETS);
-            #[cfg(not(target_arch = "wasm32"))]
             if ui
                 .button("Open CSV...")
                 .on_hover_text("Learn your own points (x,y per line). Dropping a file on the window works too.")
@@ -359,6 +400,8 @@ pub fn side_panel(ui: &mut egui::Ui, app: &mut FlowApp) -> Vec<Command> {
         app.file_dialog.open = true;
     }
     #[cfg(target_arch = "wasm32")]
-    let _ = app_dialog_open;
+    if app_dialog_open {
+        super::web::pick_csv();
+    }
     out
 }

@@ -12,6 +12,9 @@ pub mod file_dialog;
 pub mod plots;
 pub mod points;
 pub mod state;
+pub mod url;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 use eframe::egui;
 use serde_json::json;
@@ -80,6 +83,17 @@ pub enum Command {
         /// Its contents.
         text: String,
     },
+    /// Show a message (a file that could not be read, a copied link).
+    Notice(String),
+    /// Apply the settings of an address fragment (`#data=moons&...`).
+    ApplyLink(String),
+    /// Copy a link to the current settings; `embed` hides the controls for slides.
+    CopyLink {
+        /// With the embed flag.
+        embed: bool,
+    },
+    /// Show or hide the controls (the embed flag).
+    SetEmbed(bool),
 }
 
 /// Histories for the plots.
@@ -203,6 +217,26 @@ pub struct FlowApp {
     /// The CSV file dialog (desktop).
     #[cfg(not(target_arch = "wasm32"))]
     pub file_dialog: file_dialog::FileDialog,
+    /// Canvas and plots only (the link's embed flag), for slides.
+    pub embed: bool,
+    /// The graphics API drawing the window (WebGPU, WebGL2, Vulkan, ...), if known.
+    pub renderer: Option<String>,
+    /// The last link copied (for tests and the status line).
+    pub copied_link: Option<String>,
+    /// The address bar as last written (web page).
+    #[cfg(target_arch = "wasm32")]
+    address: AddressSync,
+}
+
+/// Keeps the page address in step with the settings (web page).
+#[cfg(target_arch = "wasm32")]
+#[derive(Default)]
+struct AddressSync {
+    /// The fragment as the browser reported it after the last write or read.
+    written: String,
+    /// What that fragment encodes.
+    encoded: Option<(Settings, bool)>,
+    last_write: Option<Instant>,
 }
 
 impl FlowApp {
@@ -250,15 +284,39 @@ impl FlowApp {
             status_line: true,
             #[cfg(not(target_arch = "wasm32"))]
             file_dialog: Default::default(),
+            embed: false,
+            renderer: None,
+            copied_link: None,
+            #[cfg(target_arch = "wasm32")]
+            address: AddressSync::default(),
         }
     }
 
     /// The app for a window: settings from eframe's storage (or defaults, with a
     /// notice if the stored state could not be read), eframe's device for compute when
     /// it can run compute shaders.
+    /// On the web page the address's settings, when it has any, win over the stored
+    /// ones (a shared link shows what its author saw).
     pub fn from_creation_context(cc: &eframe::CreationContext<'_>) -> Self {
-        let (settings, notice) = Self::stored_settings(cc.storage);
-        Self::with_gpu(settings, notice, Self::compute_device(cc))
+        let (mut settings, mut notice) = Self::stored_settings(cc.storage);
+        #[cfg(target_arch = "wasm32")]
+        let link = url::decode(&web::hash().unwrap_or_default());
+        #[cfg(not(target_arch = "wasm32"))]
+        let link = url::decode("");
+        if link.has_settings {
+            settings = link.settings.clone();
+        }
+        if let Some(n) = link.notice() {
+            notice = Some(n);
+        }
+        let mut app = Self::with_gpu(settings, notice, Self::compute_device(cc));
+        app.embed = link.embed;
+        app.renderer = cc
+            .wgpu_render_state
+            .as_ref()
+            .map(|rs| renderer_name(rs.adapter.get_info().backend));
+        app.log_notice();
+        app
     }
 
     /// eframe's device, if it can run compute shaders and read storage buffers in
@@ -369,6 +427,25 @@ impl FlowApp {
                 }
             }
             Command::ImportCsv { name, text } => self.import_csv(&name, &text),
+            Command::Notice(text) => {
+                self.notice = Some(text);
+                self.log_notice();
+            }
+            Command::ApplyLink(hash) => self.apply_link(&hash),
+            Command::CopyLink { embed } => {
+                let link = self.link(embed);
+                self.notice = Some(format!(
+                    "link copied ({} characters){}",
+                    link.len(),
+                    if embed {
+                        ", with the controls hidden"
+                    } else {
+                        ""
+                    }
+                ));
+                self.copied_link = Some(link);
+            }
+            Command::SetEmbed(on) => self.embed = on,
             Command::Pick(p) => {
                 let nearest = self
                     .live
@@ -387,17 +464,92 @@ impl FlowApp {
         }
     }
 
+    /// Applies the settings an address fragment names (the rest take their defaults)
+    /// and its embed flag; what cannot be used is named in a notice.
+    pub fn apply_link(&mut self, hash: &str) {
+        let link = url::decode(hash);
+        if link.has_settings && link.settings != self.settings {
+            self.settings = link.settings.clone();
+            self.rebuild();
+            self.running = true;
+        }
+        self.embed = link.embed;
+        if let Some(n) = link.notice() {
+            self.notice = Some(n);
+            self.log_notice();
+        }
+    }
+
+    /// The fragment (without `#`) for the current settings.
+    pub fn link_fragment(&self, embed: bool) -> String {
+        url::encode(&self.settings, embed)
+    }
+
+    /// A link to the current settings: the page's address with the settings in its
+    /// fragment (natively, where there is no page, the fragment alone).
+    pub fn link(&self, embed: bool) -> String {
+        #[cfg(target_arch = "wasm32")]
+        let base = web::page_url().unwrap_or_default();
+        #[cfg(not(target_arch = "wasm32"))]
+        let base = String::new();
+        format!("{base}#{}", self.link_fragment(embed))
+    }
+
+    /// Writes the notice to the console (web) or stderr, for scripts and tests.
+    fn log_notice(&self) {
+        let Some(n) = &self.notice else { return };
+        let text = format!("flow-playground notice: {n}");
+        #[cfg(target_arch = "wasm32")]
+        web::log(&text);
+        #[cfg(not(target_arch = "wasm32"))]
+        if self.status_line {
+            eprintln!("{text}");
+        }
+    }
+
+    /// Keeps the address bar and the settings in step (web page): an address edited
+    /// by hand (or by Back) is applied; changed settings are written, at most about
+    /// three times a second (browsers throttle faster history updates).
+    #[cfg(target_arch = "wasm32")]
+    fn sync_address(&mut self) {
+        let Some(now_hash) = web::hash() else { return };
+        let a = &mut self.address;
+        if a.encoded.is_some() && now_hash != a.written {
+            a.written = now_hash.clone();
+            a.encoded = None;
+            self.apply_link(&now_hash);
+        }
+        let current = (self.settings.clone(), self.embed);
+        let a = &mut self.address;
+        if a.encoded.as_ref() == Some(&current) {
+            return;
+        }
+        if a.last_write
+            .is_some_and(|t| t.elapsed().as_secs_f64() < 0.3)
+        {
+            return;
+        }
+        let fragment = url::encode(&current.0, current.1);
+        a.written = web::replace_hash(&fragment).unwrap_or_else(|| format!("#{fragment}"));
+        a.encoded = Some(current);
+        a.last_write = Some(Instant::now());
+    }
+
     /// Replaces the drawing with the points of a CSV file (same validation as the
     /// command line), scaled to the common range; a bad file changes nothing.
     pub fn import_csv(&mut self, name: &str, text: &str) {
         let parsed = crate::core::data::parse_csv(text).and_then(|pts| DataSet::user(name, pts));
         match parsed {
-            Err(e) => self.notice = Some(format!("{name}: {e}")),
+            Err(e) => {
+                self.notice = Some(format!("{name}: {e}"));
+                self.log_notice();
+            }
             Ok(d) if d.mixture.len() > MAX_IMPORTED => {
                 self.notice = Some(format!(
                     "{name}: {} points; the window takes at most {MAX_IMPORTED}",
                     d.mixture.len()
                 ));
+                self.log_notice();
             }
             Ok(d) => {
                 self.settings.drawn = d.mixture.components.iter().map(|c| c.mean).collect();
@@ -658,6 +810,7 @@ impl FlowApp {
         }
         let badge = self.backend_badge();
         let line = json!({
+            "renderer": self.renderer,
             "backend": badge.backend,
             "adapter": badge.adapter,
             "reason": badge.reason,
@@ -671,10 +824,14 @@ impl FlowApp {
             "shown_step": self.live.shown.as_ref().map(|s| s.0),
             "dataset": match &self.settings.data { DataChoice::Toy(t) => t.name().to_string(), DataChoice::Drawn => "drawn".into() },
             "running": self.running,
+            "points": self.live.data.mixture.len(),
+            "embed": self.embed,
+            "notice": self.notice,
+            "settings": url::encode(&Settings { drawn: Vec::new(), ..self.settings.clone() }, self.embed),
         });
         let text = format!("flow-playground status {line}");
         #[cfg(target_arch = "wasm32")]
-        web_sys_log(&text);
+        web::log(&text);
         #[cfg(not(target_arch = "wasm32"))]
         println!("{text}");
     }
@@ -773,10 +930,27 @@ fn dropped_files(ctx: &egui::Context) -> Vec<Command> {
         .collect()
 }
 
-/// Files dropped on the page are read asynchronously by the browser (web page).
+/// Files dropped on the page are read asynchronously by the browser (web page): their
+/// import commands arrive through [`web::take_commands`].
 #[cfg(target_arch = "wasm32")]
-fn dropped_files(_ctx: &egui::Context) -> Vec<Command> {
-    Vec::new()
+fn dropped_files(ctx: &egui::Context) -> Vec<Command> {
+    web::read_dropped(ctx);
+    web::take_commands()
+}
+
+/// The graphics API's name as users know it.
+fn renderer_name(backend: eframe::egui_wgpu::wgpu::Backend) -> String {
+    use eframe::egui_wgpu::wgpu::Backend;
+    match backend {
+        Backend::BrowserWebGpu => "WebGPU",
+        Backend::Gl if cfg!(target_arch = "wasm32") => "WebGL2",
+        Backend::Gl => "OpenGL",
+        Backend::Vulkan => "Vulkan",
+        Backend::Metal => "Metal",
+        Backend::Dx12 => "Direct3D 12",
+        Backend::Noop => "none",
+    }
+    .to_string()
 }
 
 /// The GPU sampler for the current settings, on the trainer's device.
@@ -800,11 +974,6 @@ fn make_gpu_sampler(
     .map_err(|e| e.to_string())
 }
 
-#[cfg(target_arch = "wasm32")]
-fn web_sys_log(text: &str) {
-    web_sys::console::log_1(&text.into());
-}
-
 impl eframe::App for FlowApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         for cmd in controls::keyboard(ctx)
@@ -813,6 +982,8 @@ impl eframe::App for FlowApp {
         {
             self.apply(cmd);
         }
+        #[cfg(target_arch = "wasm32")]
+        self.sync_address();
         self.tick();
         ctx.request_repaint();
     }
@@ -822,14 +993,16 @@ impl eframe::App for FlowApp {
         egui::Panel::top("top").show(ui, |ui| {
             commands.extend(controls::top_bar(ui, self));
         });
-        egui::Panel::left("controls")
-            .resizable(true)
-            .default_size(270.0)
-            .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| {
-                    commands.extend(controls::side_panel(ui, self));
+        if !self.embed {
+            egui::Panel::left("controls")
+                .resizable(true)
+                .default_size(270.0)
+                .show(ui, |ui| {
+                    egui::ScrollArea::vertical().show(ui, |ui| {
+                        commands.extend(controls::side_panel(ui, self));
+                    });
                 });
-            });
+        }
         egui::Panel::bottom("plots")
             .resizable(true)
             .default_size(190.0)
@@ -870,7 +1043,11 @@ impl eframe::App for FlowApp {
             commands.push(Command::ImportCsv { name, text });
         }
         for c in commands {
+            let copy = matches!(c, Command::CopyLink { .. });
             self.apply(c);
+            if copy && let Some(link) = &self.copied_link {
+                ui.ctx().copy_text(link.clone());
+            }
         }
     }
 
