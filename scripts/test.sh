@@ -27,3 +27,12 @@ echo "== clippy (wasm32 library and web entry)"
 cargo clippy --release --lib --bins --target wasm32-unknown-unknown -- -D warnings
 echo "== cargo test --release"
 cargo test --release
+
+echo "== the web page in headless Chromium (WebGPU on SwiftShader, and WebGL2)"
+bash scripts/web.sh --build-only
+if [ ! -x /usr/bin/chromium ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium >/dev/null
+fi
+node web/tests/page.mjs dist target/web-shots

@@ -59,9 +59,15 @@ impl GpuContext {
 
     /// A short description: "name (backend, type)".
     pub fn describe(&self) -> String {
+        // Browsers keep the adapter's name to themselves.
+        let name = match self.info.name.as_str() {
+            "" if self.info.backend == wgpu::Backend::BrowserWebGpu => "browser's WebGPU adapter",
+            "" => "unnamed adapter",
+            n => n,
+        };
         format!(
-            "{} ({:?}, {:?})",
-            self.info.name, self.info.backend, self.info.device_type
+            "{name} ({:?}, {:?})",
+            self.info.backend, self.info.device_type
         )
     }
 
