@@ -1,6 +1,6 @@
 // The web page in a real browser: Debian's Chromium, headless, driven by playwright-core
 // (which never downloads a browser here), in WebGPU mode (SwiftShader) and in WebGL2 mode
-// (--disable-gpu).
+// (--disable-gpu), and with neither (the page must say so).
 //
 //   node web/tests/page.mjs [dist] [shots]
 //
@@ -23,7 +23,7 @@ import zlib from "node:zlib";
 const DIST = path.resolve(process.argv[2] || "dist");
 const SHOTS = path.resolve(process.argv[3] || "target/web-shots");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const MODES = (process.env.MODES || "webgpu,webgl2").split(",");
+const MODES = (process.env.MODES || "webgpu,webgl2,nographics").split(",");
 
 const BASE_FLAGS = [
   "--headless=new",
@@ -45,6 +45,8 @@ const FLAGS = {
     "--enable-unsafe-swiftshader",
   ],
   webgl2: [...BASE_FLAGS, "--disable-gpu"],
+  // Neither WebGPU nor WebGL: the page must say so instead of staying blank.
+  nographics: [...BASE_FLAGS, "--disable-gpu", "--disable-3d-apis", "--disable-webgl", "--disable-webgpu"],
 };
 const RENDERER = { webgpu: "WebGPU", webgl2: "WebGL2" };
 
@@ -193,6 +195,22 @@ async function runMode(mode, base) {
   const out = {};
   results.modes[mode] = out;
   try {
+    if (mode === "nographics") {
+      const { ctx, page, log } = await open(browser, `${base}/`);
+      const text = await waitFor(
+        "the failure text",
+        () => page.evaluate(() => {
+          const el = document.getElementById("loading_text");
+          return el && /could not start/.test(el.textContent) ? el.textContent : null;
+        }),
+        60_000,
+      );
+      check(/WebGL2 and WebGPU/.test(text), `${mode}: without WebGL and WebGPU the page says why`, text.trim());
+      check(log.started == null, `${mode}: the app did not claim to start`);
+      await shot(browser, page, `${mode}-failure`);
+      await ctx.close();
+      return;
+    }
     // 1. The default page: renderer, engine, training, a drawn canvas, the address.
     {
       const { ctx, page, log } = await open(browser, `${base}/`);
