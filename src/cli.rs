@@ -327,7 +327,12 @@ pub fn run_train(a: &TrainArgs) -> Result<Value, CliError> {
             )
             .map_err(|e| CliError::Failed(e.to_string()))?;
             s.copy_params_from(g);
-            s.sample_blocking()
+            let samples = s.sample_blocking();
+            // A device lost while sampling reads back nothing trustworthy.
+            if let Some(p) = g.context().problem() {
+                return Err(CliError::Failed(p));
+            }
+            samples
         }
         Trainer::Cpu(_) => {
             let sampling = trainer.sampling_params();

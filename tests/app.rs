@@ -416,3 +416,81 @@ fn a_garbage_link_names_what_it_ignored_and_keeps_training() {
         h.state().notice
     );
 }
+
+#[test]
+fn a_lost_gpu_device_hands_training_to_the_cpu_engine() {
+    let Some(ctx) = common::gpu() else {
+        return;
+    };
+    ctx.watch();
+    let settings = Settings {
+        backend: flow_playground::engine::BackendChoice::Gpu,
+        ..small()
+    };
+    let gpu = ctx.clone();
+    let mut h = Harness::builder()
+        .with_size([900.0, 600.0])
+        .build_eframe(move |_| {
+            let mut app = FlowApp::with_gpu(settings, None, Some(gpu));
+            app.status_line = false;
+            app
+        });
+    assert_eq!(h.state().backend_badge().backend, "gpu");
+    for _ in 0..300 {
+        h.run_steps(1);
+        if h.state().step() >= 150 && !h.state().history.probes.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let gpu_steps = h.state().step();
+    assert!(gpu_steps >= 150, "only {gpu_steps} GPU steps");
+    let first_losses: f64 = h.state().history.loss[..10]
+        .iter()
+        .map(|p| p[1])
+        .sum::<f64>()
+        / 10.0;
+
+    ctx.device.destroy();
+    // The loss is reported once the device's queue has drained.
+    let mut frames = 0;
+    while frames < 400 && h.state().backend_badge().backend == "gpu" {
+        h.run_steps(1);
+        frames += 1;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    println!("after {frames} frames: {:?}", h.state().notice);
+    let app = h.state();
+    let badge = app.backend_badge().clone();
+    assert_eq!(badge.backend, "cpu", "{badge:?}");
+    assert!(badge.reason.contains("GPU"), "{}", badge.reason);
+    let notice = app.notice.clone().expect("a notice");
+    assert!(notice.contains("CPU engine"), "{notice}");
+    assert!(app.error().is_none(), "{:?}", app.error());
+    assert!(app.running, "training goes on");
+    assert!(
+        app.step() >= gpu_steps,
+        "the step count carries on: {} after {gpu_steps}",
+        app.step()
+    );
+    assert!(app.model_params().iter().all(|p| p.is_finite()));
+    let n = app.history.loss.len();
+    h.run_steps(10);
+    let app = h.state();
+    let after = &app.history.loss[n..];
+    assert!(
+        after.len() >= 10,
+        "the CPU engine trains: {} steps",
+        after.len()
+    );
+    let resumed: f64 = after[..10].iter().map(|p| p[1]).sum::<f64>() / 10.0;
+    assert!(
+        resumed < first_losses,
+        "the CPU engine resumed the trained model (loss {resumed:.3}), not a fresh one ({first_losses:.3})"
+    );
+    // A reset keeps to the CPU and says why.
+    h.key_press(eframe::egui::Key::R);
+    h.run_steps(2);
+    assert_eq!(h.state().backend_badge().backend, "cpu");
+    assert!(h.state().backend_badge().reason.contains("took over"));
+}

@@ -6,7 +6,7 @@ use flow_playground::core::data::{DataSet, Toy};
 use flow_playground::core::path::Loss;
 use flow_playground::engine::cpu::CpuTrainer;
 use flow_playground::engine::gpu::{GpuTrainer, act_stride};
-use flow_playground::engine::{TrainConfig, batch_row};
+use flow_playground::engine::{EngineError, TrainConfig, batch_row};
 use flow_playground::gpu::context::GpuContext;
 use flow_playground::nn::cpu::{Workspace, backward, forward};
 use flow_playground::nn::layout::{Activation, MlpConfig, TimeFeatures};
@@ -220,4 +220,38 @@ fn twenty_steps_match_the_cpu_engine() {
         assert!(ew < 1e-4, "{loss} w{width} {act}: weights differ by {ew}");
         assert!(ee < 1e-4, "{loss} w{width} {act}: averages differ by {ee}");
     }
+}
+
+#[test]
+fn a_lost_device_is_an_error_never_a_panic() {
+    let Some(ctx) = common::gpu() else {
+        return;
+    };
+    ctx.watch();
+    let data = DataSet::toy(Toy::Moons, 0);
+    let config = TrainConfig {
+        batch: 256,
+        ..TrainConfig::default()
+    };
+    let mut g = GpuTrainer::new(ctx.clone(), config, &data, None).expect("gpu trainer");
+    g.submit_steps(5).expect("submits");
+    assert_eq!(g.finish().expect("runs").len(), 5);
+    assert!(ctx.problem().is_none());
+    ctx.device.destroy();
+    let mut seen = None;
+    for _ in 0..100 {
+        match g.submit_steps(2).and_then(|_| g.poll()) {
+            Err(EngineError::Device(m)) => {
+                seen = Some(m);
+                break;
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+        }
+    }
+    let message = seen.expect("the loss surfaces as an engine error");
+    assert!(message.contains("lost"), "{message}");
+    // It stays an error; the read-back helpers do not panic either.
+    assert!(matches!(g.submit_steps(1), Err(EngineError::Device(_))));
+    assert!(matches!(g.finish(), Err(EngineError::Device(_))));
 }

@@ -127,6 +127,19 @@ impl AppEngine {
         }
     }
 
+    /// The CPU engine carrying on from this one: its parameters and their average (on
+    /// the GPU path, the last snapshot read back) at its step count.
+    pub fn to_cpu(&self, reason: String) -> Result<AppEngine, String> {
+        let config = *self.config();
+        let mut t = CpuTrainer::new(config).map_err(|e| e.to_string())?;
+        t.resume(self.params(), self.ema_params(), self.steps_done())
+            .map_err(|e| e.to_string())?;
+        Ok(AppEngine {
+            backend: Backend::Cpu(Box::new(t)),
+            badge: cpu_badge(&config, reason),
+        })
+    }
+
     /// Steps whose loss is known.
     pub fn steps_done(&self) -> u64 {
         match &self.backend {

@@ -226,6 +226,8 @@ pub struct FlowApp {
     /// The address bar as last written (web page).
     #[cfg(target_arch = "wasm32")]
     address: AddressSync,
+    /// Why the GPU was given up (a lost device, a device error), if it was.
+    gpu_lost: Option<String>,
 }
 
 /// Keeps the page address in step with the settings (web page).
@@ -289,6 +291,7 @@ impl FlowApp {
             copied_link: None,
             #[cfg(target_arch = "wasm32")]
             address: AddressSync::default(),
+            gpu_lost: None,
         }
     }
 
@@ -335,6 +338,8 @@ impl FlowApp {
             downlevel,
         )
         .ok()?;
+        // A lost device or a device error must not take the window down.
+        ctx.watch();
         if !vertex_storage {
             return None;
         }
@@ -567,7 +572,10 @@ impl FlowApp {
     fn rebuild(&mut self) {
         self.settings.sanitize();
         match Live::build(&self.settings, self.gpu.as_ref()) {
-            Ok(l) => {
+            Ok(mut l) => {
+                if let Some(lost) = &self.gpu_lost {
+                    l.trainer.badge.reason = format!("{lost}; the CPU engine took over");
+                }
                 self.live = l;
                 self.history = History::default();
                 self.picked = None;
@@ -643,12 +651,55 @@ impl FlowApp {
         }
     }
 
+    /// Gives the GPU up when its device was lost or reported an error: the CPU engine
+    /// carries on from the last parameters read back, the particles move to the CPU,
+    /// and a notice says so. Nothing else is touched (settings, plots).
+    pub fn check_device(&mut self) {
+        let Some(problem) = self.gpu.as_ref().and_then(|g| g.problem()) else {
+            return;
+        };
+        self.gpu = None;
+        self.gpu_lost = Some(problem.clone());
+        self.live.gpu_particles = None;
+        self.live.gpu_heat_t = None;
+        self.live.gpu_traj_pending = None;
+        self.live.gpu_traj = (0, Vec::new());
+        if self.live.trainer.is_gpu() {
+            let step = self.live.trainer.steps_done();
+            match self
+                .live
+                .trainer
+                .to_cpu(format!("{problem}; the CPU engine took over"))
+            {
+                Ok(t) => {
+                    self.live.trainer = t;
+                    self.live.key = self.settings.model_key();
+                    self.restart_particles();
+                    self.notice = Some(format!(
+                        "{problem}: training goes on with the CPU engine from the last parameters read back (step {step})"
+                    ));
+                }
+                Err(e) => {
+                    self.rebuild();
+                    self.notice = Some(format!("{problem}: the CPU engine starts over ({e})"));
+                }
+            }
+        } else {
+            self.notice = Some(format!("{problem}; the CPU engine goes on"));
+        }
+        self.log_notice();
+    }
+
     /// Runs (or, on the GPU, queues) `n` training steps; records the losses that are
     /// known and the probes that fall due.
     pub fn train(&mut self, n: u32) {
         let before = self.live.trainer.steps_done();
         let losses = match self.live.trainer.train(n, &self.live.data) {
             Ok(l) => l,
+            Err(crate::engine::EngineError::Device(_)) => {
+                self.check_device();
+                return;
+            }
             Err(e) => {
                 self.running = false;
                 self.live.error = Some(e.to_string());
@@ -845,6 +896,7 @@ impl FlowApp {
             .clamp(1e-4, 0.25);
         self.last_frame = Some(now);
         self.fps = 0.9 * self.fps + 0.1 / dt;
+        self.check_device();
         self.sync();
         self.live.trainer.refresh();
         if self.running {
@@ -1084,6 +1136,11 @@ impl FlowApp {
     /// The particle positions the canvas shows.
     pub fn particles_shown(&self) -> &[crate::core::path::Vec2] {
         shown_particles(&self.live, &self.settings, self.animating).0
+    }
+
+    /// The averaged parameters the samplers use (a snapshot on the GPU engine).
+    pub fn model_params(&self) -> &[f32] {
+        self.live.trainer.ema_params()
     }
 
     /// The last training error, if any.

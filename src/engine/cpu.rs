@@ -131,6 +131,22 @@ impl CpuTrainer {
         Ok(())
     }
 
+    /// Carries on from another engine's state: its parameters, their average and its
+    /// step count (Adam's moments start afresh).
+    pub fn resume(&mut self, params: &[f32], ema: &[f32], steps: u64) -> Result<(), EngineError> {
+        self.set_params(params)?;
+        if ema.len() != self.ema.len() {
+            return Err(EngineError::Invalid(format!(
+                "expected {} averaged parameters, got {}",
+                self.ema.len(),
+                ema.len()
+            )));
+        }
+        self.ema.copy_from_slice(ema);
+        self.steps_done = steps;
+        Ok(())
+    }
+
     /// Steps applied so far.
     pub fn steps_done(&self) -> u64 {
         self.steps_done

@@ -564,6 +564,9 @@ impl GpuTrainer {
     /// Encodes `n` training steps (at most the loss ring's length) in one submit,
     /// followed by a copy of the losses into a free staging buffer. Never waits.
     pub fn submit_steps(&mut self, n: u32) -> Result<(), EngineError> {
+        if let Some(p) = self.ctx.problem() {
+            return Err(EngineError::Device(p));
+        }
         if let Some(e) = &self.diverged {
             return Err(e.clone());
         }
@@ -620,6 +623,9 @@ impl GpuTrainer {
     pub fn poll(&mut self) -> Result<Vec<f32>, EngineError> {
         #[cfg(not(target_arch = "wasm32"))]
         let _ = self.ctx.device.poll(wgpu::PollType::Poll);
+        if let Some(p) = self.ctx.problem() {
+            return Err(EngineError::Device(p));
+        }
         for i in 0..self.readbacks.len() {
             let st = self.readbacks[i].state.load(Ordering::Acquire);
             if st == 3 {

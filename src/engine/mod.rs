@@ -97,6 +97,9 @@ pub enum EngineError {
     /// A setting out of range.
     #[error("{0}")]
     Invalid(String),
+    /// The GPU device was lost or reported an error: its results cannot be trusted.
+    #[error("{0}")]
+    Device(String),
     /// The loss or a gradient became NaN or infinite; the update was not applied.
     #[error(
         "training diverged at step {step} (loss {loss}): parameters kept from the step before; lower the learning rate or reset"
@@ -346,7 +349,10 @@ pub fn select_trainer(
         return Ok((make_cpu()?, cpu_info("asked for with --backend cpu".into())));
     }
     let ctx = match GpuContext::headless(true) {
-        Ok(ctx) => ctx,
+        Ok(ctx) => {
+            ctx.watch();
+            ctx
+        }
         Err(e) if choice == BackendChoice::Gpu => return Err(format!("--backend gpu: {e}")),
         Err(e) => return Ok((make_cpu()?, cpu_info(format!("no usable GPU: {e}")))),
     };

@@ -1,5 +1,7 @@
 //! The device: eframe's (the app) or one made here (tests, the command line).
 
+use std::sync::{Arc, Mutex};
+
 use thiserror::Error;
 
 /// Why no GPU backend is available.
@@ -28,6 +30,8 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     /// Adapter name, backend and type.
     pub info: wgpu::AdapterInfo,
+    /// The first fatal problem seen by [`GpuContext::watch`]'s handlers.
+    health: Arc<Mutex<Option<String>>>,
 }
 
 impl GpuContext {
@@ -49,7 +53,42 @@ impl GpuContext {
             device,
             queue,
             info,
+            health: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// Replaces wgpu's default reaction to a lost device or an uncaptured error (a
+    /// panic) by a note that [`GpuContext::problem`] returns: the app and the command
+    /// line then fall back or stop with a message. Tests of the kernels leave the
+    /// default in place, so that any validation error fails them loudly.
+    pub fn watch(&self) {
+        let health = self.health.clone();
+        self.device
+            .set_device_lost_callback(move |reason, message| {
+                let detail = if message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {message}")
+                };
+                note(
+                    &health,
+                    format!("the GPU device was lost ({reason:?}{detail})"),
+                );
+            });
+        let health = self.health.clone();
+        self.device
+            .on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                let text = e.to_string();
+                log::error!("GPU error: {text}");
+                let first = text.lines().next().unwrap_or("").trim().to_string();
+                note(&health, format!("GPU error: {first}"));
+            }));
+    }
+
+    /// The first lost-device or uncaptured error since [`GpuContext::watch`]; once set,
+    /// the device's results cannot be trusted.
+    pub fn problem(&self) -> Option<String> {
+        self.health.lock().ok().and_then(|h| h.clone())
     }
 
     /// Whether the adapter is a CPU emulation (lavapipe, SwiftShader, llvmpipe).
@@ -208,5 +247,13 @@ impl AsyncRead {
             }
             _ => Some(Err("the GPU readback failed".into())),
         }
+    }
+}
+
+fn note(health: &Mutex<Option<String>>, text: String) {
+    if let Ok(mut h) = health.lock()
+        && h.is_none()
+    {
+        *h = Some(text);
     }
 }
