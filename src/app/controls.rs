@@ -108,6 +108,24 @@ pub fn top_bar(ui: &mut egui::Ui, app: &mut FlowApp) -> Vec<Command> {
                     out.push(Command::CopyLink { embed: true });
                     ui.close();
                 }
+                ui.separator();
+                if ui
+                    .button("Export samples (CSV)")
+                    .on_hover_text("Fresh samples of the current model at t = 1 (at most 10,000), x,y per line")
+                    .clicked()
+                {
+                    out.push(Command::Export(super::Export::Samples));
+                    ui.close();
+                }
+                if ui
+                    .button("Export losses (CSV)")
+                    .on_hover_text("The loss per step, with the probes' L_CFM and exact L_FM")
+                    .clicked()
+                {
+                    out.push(Command::Export(super::Export::Losses));
+                    ui.close();
+                }
+                ui.separator();
                 if ui
                     .button("Hide controls")
                     .on_hover_text("The slide view here; \"Show controls\" brings them back")

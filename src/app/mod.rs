@@ -94,7 +94,21 @@ pub enum Command {
     },
     /// Show or hide the controls (the embed flag).
     SetEmbed(bool),
+    /// Save (desktop) or download (web page) a CSV file.
+    Export(Export),
 }
+
+/// What can be exported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Export {
+    /// Fresh samples of the current model at t = 1, `x,y` per line.
+    Samples,
+    /// The loss history: batch loss per step, with the probes' L_CFM and L_FM.
+    Losses,
+}
+
+/// The most samples one export draws (on the CPU, at the click).
+pub const EXPORT_SAMPLES_MAX: usize = 10_000;
 
 /// Histories for the plots.
 #[derive(Default)]
@@ -228,6 +242,9 @@ pub struct FlowApp {
     address: AddressSync,
     /// Why the GPU was given up (a lost device, a device error), if it was.
     gpu_lost: Option<String>,
+    /// Where exports are saved (desktop); the working directory when `None`.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub export_dir: Option<std::path::PathBuf>,
 }
 
 /// Keeps the page address in step with the settings (web page).
@@ -292,6 +309,8 @@ impl FlowApp {
             #[cfg(target_arch = "wasm32")]
             address: AddressSync::default(),
             gpu_lost: None,
+            #[cfg(not(target_arch = "wasm32"))]
+            export_dir: None,
         }
     }
 
@@ -451,6 +470,7 @@ impl FlowApp {
                 self.copied_link = Some(link);
             }
             Command::SetEmbed(on) => self.embed = on,
+            Command::Export(what) => self.export(what),
             Command::Pick(p) => {
                 let nearest = self
                     .live
@@ -467,6 +487,72 @@ impl FlowApp {
                 self.picked = nearest;
             }
         }
+    }
+
+    /// The CSV text of an export and its file name.
+    pub fn export_csv(&mut self, what: Export) -> (String, String) {
+        use std::fmt::Write as _;
+        let step = self.step();
+        let data = match &self.settings.data {
+            DataChoice::Toy(t) => t.name().to_string(),
+            DataChoice::Drawn => "drawn".into(),
+        };
+        match what {
+            Export::Samples => {
+                self.live.trainer.refresh();
+                let n = self.settings.particles.min(EXPORT_SAMPLES_MAX);
+                let samples = sampler::sample(self.live.model(), self.settings.sampler_config(), n);
+                let mut text = String::from("x,y\n");
+                for p in &samples {
+                    let _ = writeln!(text, "{},{}", p[0], p[1]);
+                }
+                (
+                    format!("flow-playground-{data}-samples-step{step}.csv"),
+                    text,
+                )
+            }
+            Export::Losses => {
+                let mut text = String::from("step,loss,probe_l_cfm,probe_l_fm\n");
+                let mut probes = self.history.probes.iter().peekable();
+                for l in &self.history.loss {
+                    let _ = write!(text, "{},{}", l[0], l[1]);
+                    match probes.peek() {
+                        Some(p) if p[0] == l[0] => {
+                            let _ = writeln!(text, ",{},{}", p[1], p[2]);
+                            probes.next();
+                        }
+                        _ => text.push_str(",,\n"),
+                    }
+                }
+                (
+                    format!("flow-playground-{data}-losses-step{step}.csv"),
+                    text,
+                )
+            }
+        }
+    }
+
+    /// Saves (desktop) or downloads (web page) an export; a notice says where.
+    pub fn export(&mut self, what: Export) {
+        let (name, text) = self.export_csv(what);
+        let rows = text.lines().count().saturating_sub(1);
+        #[cfg(target_arch = "wasm32")]
+        let result =
+            web::download(&name, &text).map(|()| format!("{name} downloaded ({rows} rows)"));
+        #[cfg(not(target_arch = "wasm32"))]
+        let result = {
+            let dir = self
+                .export_dir
+                .clone()
+                .or_else(|| std::env::current_dir().ok())
+                .unwrap_or_default();
+            let path = dir.join(&name);
+            std::fs::write(&path, &text)
+                .map(|()| format!("saved {} ({rows} rows)", path.display()))
+                .map_err(|e| format!("could not save {}: {e}", path.display()))
+        };
+        self.notice = Some(result.unwrap_or_else(|e| e));
+        self.log_notice();
     }
 
     /// Applies the settings an address fragment names (the rest take their defaults)
