@@ -111,7 +111,7 @@ pub fn top_bar(ui: &mut egui::Ui, app: &mut FlowApp) -> Vec<Command> {
                 ui.separator();
                 if ui
                     .button("Export samples (CSV)")
-                    .on_hover_text("Fresh samples of the current model at t = 1 (at most 10,000), x,y per line")
+                    .on_hover_text("Samples of the current model at t = 1 (the particles of a finished run, else fresh ones), x,y per line")
                     .clicked()
                 {
                     out.push(Command::Export(super::Export::Samples));

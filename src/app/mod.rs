@@ -101,7 +101,8 @@ pub enum Command {
 /// What can be exported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Export {
-    /// Fresh samples of the current model at t = 1, `x,y` per line.
+    /// Samples of the current model at t = 1 (the finished particle run, or fresh
+    /// ones), `x,y` per line.
     Samples,
     /// The loss history: batch loss per step, with the probes' L_CFM and L_FM.
     Losses,
@@ -499,9 +500,26 @@ impl FlowApp {
         };
         match what {
             Export::Samples => {
-                self.live.trainer.refresh();
-                let n = self.settings.particles.min(EXPORT_SAMPLES_MAX);
-                let samples = sampler::sample(self.live.model(), self.settings.sampler_config(), n);
+                // A finished run at t = 1 is a set of samples already; else draw fresh
+                // ones on the CPU (fewer on the web page, where this blocks a frame).
+                let steps = self.settings.sample_steps.max(1);
+                let finished = match &self.live.shown {
+                    Some((k, x, _)) if *k == steps => Some(x.clone()),
+                    _ if self.live.gpu_particles.is_none() && self.live.particles.k == steps => {
+                        Some(self.live.particles.x.clone())
+                    }
+                    _ => None,
+                };
+                let samples = finished.unwrap_or_else(|| {
+                    self.live.trainer.refresh();
+                    let cap = if cfg!(target_arch = "wasm32") {
+                        2000
+                    } else {
+                        EXPORT_SAMPLES_MAX
+                    };
+                    let n = self.settings.particles.min(cap);
+                    sampler::sample(self.live.model(), self.settings.sampler_config(), n)
+                });
                 let mut text = String::from("x,y\n");
                 for p in &samples {
                     let _ = writeln!(text, "{},{}", p[0], p[1]);

@@ -105,7 +105,13 @@ function serve(root) {
 
 /** Opens the page in a fresh context; collects status lines, notices and errors. */
 async function open(browser, url, { context } = {}) {
-  const ctx = context || (await browser.newContext({ viewport: { width: 1280, height: 800 } }));
+  const ctx =
+    context ||
+    (await browser.newContext({
+      viewport: { width: 1280, height: 800 },
+      acceptDownloads: true,
+      permissions: ["clipboard-read", "clipboard-write"],
+    }));
   const page = await ctx.newPage();
   const log = { status: [], notices: [], errors: [], started: null, firstFrame: null, t0: Date.now() };
   page.on("console", (msg) => {
@@ -231,6 +237,31 @@ async function runMode(mode, base) {
       await page.waitForTimeout(1500);
       const sh = await shot(browser, page, `${mode}-default`);
       check(sh.spread > 0.02, `${mode}: the canvas is not blank`, `pixel spread ${sh.spread.toFixed(3)}`);
+
+      // The Share menu (egui draws it: clicks at its places in a 1280 x 800 page).
+      const share = async (x, y) => {
+        await page.mouse.click(420, 12);
+        await page.waitForTimeout(1200);
+        await page.mouse.click(x, y);
+      };
+      await share(433, 40); // Copy link
+      const link = await waitFor(
+        "the copied link",
+        () => page.evaluate(() => navigator.clipboard.readText().catch(() => "")),
+        20_000,
+      );
+      check(link.startsWith(`${base}/#data=moons&`), `${mode}: Share > Copy link copies the page's link`, link.slice(0, 70));
+      const [download] = await Promise.all([page.waitForEvent("download", { timeout: 60_000 }), share(466, 95)]);
+      const csv = fs.readFileSync(await download.path(), "utf8").trim().split("\n");
+      const rows = csv.slice(1).map((l) => l.split(",").map(Number));
+      check(
+        /^flow-playground-moons-samples-step\d+\.csv$/.test(download.suggestedFilename()) &&
+          csv[0] === "x,y" &&
+          rows.length >= 2000 &&
+          rows.every((r) => r.length === 2 && r.every(Number.isFinite)),
+        `${mode}: Share > Export samples downloads a CSV`,
+        `${download.suggestedFilename()}: ${rows.length} rows`,
+      );
       noErrors(mode, "the default page", log);
 
       // 2. Offline: the service worker's copy serves the page once the server is gone.
