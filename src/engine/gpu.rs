@@ -13,6 +13,7 @@ use wgpu::util::DeviceExt;
 
 use crate::core::data::DataSet;
 use crate::core::path;
+use crate::gpu::binding::{self, Slot};
 use crate::gpu::context::{GpuContext, GpuError};
 use crate::gpu::shaders::{self, GemmShape, LOSS_RING};
 use crate::nn::layout::{Layout, TimeFeatures};
@@ -238,51 +239,18 @@ impl TrainKernels {
             label: Some("train.wgsl"),
             source: wgpu::ShaderSource::Wgsl(shaders::training_source(gemm).into()),
         });
-        let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let uniform = |binding: u32, dynamic: bool| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: dynamic,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("train bindings"),
-            entries: &[
-                storage(0, false),
-                storage(1, false),
-                storage(2, true),
-                uniform(3, false),
-                uniform(4, true),
+        let layout = binding::layout(
+            device,
+            "train bindings",
+            &[
+                Slot::Storage,
+                Slot::Storage,
+                Slot::ReadOnly,
+                Slot::Uniform,
+                Slot::UniformDynamic,
             ],
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("train pipeline layout"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let make = |entry: &str| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
+        );
+        let make = binding::pipelines(device, "train pipeline layout", &module, &layout);
         TrainKernels {
             pipelines: Pipelines {
                 sample_batch: make("sample_batch"),
@@ -451,36 +419,18 @@ impl GpuTrainer {
         });
 
         let kernels = TrainKernels::new(device, gemm_shape);
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("train bind group"),
-            layout: &kernels.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: arena.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: ctrl.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: mixture.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: globals_buf.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 4,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &gemm_buf,
-                        offset: 0,
-                        size: wgpu::BufferSize::new(size_of::<GemmParams>() as u64),
-                    }),
-                },
+        let bind_group = binding::bind_group(
+            device,
+            "train bind group",
+            &kernels.layout,
+            vec![
+                arena.as_entire_binding(),
+                ctrl.as_entire_binding(),
+                mixture.as_entire_binding(),
+                globals_buf.as_entire_binding(),
+                binding::window(&gemm_buf, size_of::<GemmParams>()),
             ],
-        });
+        );
         let readbacks = (0..READBACKS)
             .map(|i| Readback {
                 buffer: device.create_buffer(&wgpu::BufferDescriptor {

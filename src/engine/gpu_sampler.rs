@@ -16,6 +16,7 @@ use crate::core::path::Loss;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::core::path::Vec2;
 use crate::core::schedule::{Schedule, SigmaMode};
+use crate::gpu::binding::{self, Slot};
 use crate::gpu::context::{GpuContext, GpuError};
 use crate::gpu::shaders::{self, GemmShape};
 use crate::nn::layout::{Layout, TimeFeatures};
@@ -413,112 +414,45 @@ impl GpuSampler {
             label: Some("sample.wgsl"),
             source: wgpu::ShaderSource::Wgsl(shaders::sampling_source(gemm_shape).into()),
         });
-        let entry =
-            |binding: u32, ty: wgpu::BufferBindingType, dynamic: bool| wgpu::BindGroupLayoutEntry {
-                binding,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty,
-                    has_dynamic_offset: dynamic,
-                    min_binding_size: None,
-                },
-                count: None,
-            };
-        let rw = wgpu::BufferBindingType::Storage { read_only: false };
-        let ro = wgpu::BufferBindingType::Storage { read_only: true };
-        let un = wgpu::BufferBindingType::Uniform;
-        let bgl = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("sampler bindings"),
-            entries: &[
-                entry(0, rw, false),
-                entry(1, rw, false),
-                entry(2, ro, false),
-                entry(3, un, false),
-                entry(4, un, true),
-                entry(5, un, true),
-                entry(6, rw, false),
-                entry(7, rw, false),
-                entry(8, rw, false),
-                entry(9, rw, false),
-                entry(10, rw, false),
+        let bgl = binding::layout(
+            device,
+            "sampler bindings",
+            &[
+                Slot::Storage,
+                Slot::Storage,
+                Slot::ReadOnly,
+                Slot::Uniform,
+                Slot::UniformDynamic,
+                Slot::UniformDynamic,
+                Slot::Storage,
+                Slot::Storage,
+                Slot::Storage,
+                Slot::Storage,
+                Slot::Storage,
             ],
-        });
-        fn sized(b: &wgpu::Buffer, size: usize) -> wgpu::BindingResource<'_> {
-            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: b,
-                offset: 0,
-                size: wgpu::BufferSize::new(size as u64),
-            })
-        }
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("sampler bind group"),
-            layout: &bgl,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: arena.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: ctrl.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: mixture.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: globals_buf.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 4,
-                    resource: sized(&gm_buf, size_of::<GemmParams>()),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 5,
-                    resource: sized(&sp_buf, size_of::<SampleParams>()),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 6,
-                    resource: particles.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 7,
-                    resource: aux.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 8,
-                    resource: traj.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 9,
-                    resource: field.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 10,
-                    resource: hist.as_entire_binding(),
-                },
+        );
+        let bind_group = binding::bind_group(
+            device,
+            "sampler bind group",
+            &bgl,
+            vec![
+                arena.as_entire_binding(),
+                ctrl.as_entire_binding(),
+                mixture.as_entire_binding(),
+                globals_buf.as_entire_binding(),
+                binding::window(&gm_buf, size_of::<GemmParams>()),
+                binding::window(&sp_buf, size_of::<SampleParams>()),
+                particles.as_entire_binding(),
+                aux.as_entire_binding(),
+                traj.as_entire_binding(),
+                field.as_entire_binding(),
+                hist.as_entire_binding(),
             ],
-        });
-        let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("sampler pipeline layout"),
-            bind_group_layouts: &[Some(&bgl)],
-            immediate_size: 0,
-        });
-        let pipelines = ENTRIES
-            .iter()
-            .map(|&(k, name)| {
-                let p = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(name),
-                    layout: Some(&pl),
-                    module: &module,
-                    entry_point: Some(name),
-                    compilation_options: Default::default(),
-                    cache: None,
-                });
-                (k, p)
-            })
-            .collect();
+        );
+        let pipelines = {
+            let make = binding::pipelines(device, "sampler pipeline layout", &module, &bgl);
+            ENTRIES.iter().map(|&(k, name)| (k, make(name))).collect()
+        };
         let mut s = GpuSampler {
             ctx,
             layout,
