@@ -203,10 +203,7 @@ pub fn side_panel(ui: &mut egui::Ui, app: &mut FlowApp) -> Vec<Command> {
     egui::CollapsingHeader::new("Data")
         .default_open(true)
         .show(ui, |ui| {
-            let current = match &s.data {
-                DataChoice::Toy(t) => t.name().to_string(),
-                DataChoice::Drawn => "drawn".to_string(),
-            };
+            let current = s.data.name();
             egui::ComboBox::from_label("dataset")
                 .selected_text(current)
                 .show_ui(ui, |ui| {

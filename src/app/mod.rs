@@ -85,8 +85,6 @@ pub enum Command {
     },
     /// Show a message (a file that could not be read, a copied link).
     Notice(String),
-    /// Apply the settings of an address fragment (`#data=moons&...`).
-    ApplyLink(String),
     /// Copy a link to the current settings; `embed` hides the controls for slides.
     CopyLink {
         /// With the embed flag.
@@ -452,11 +450,7 @@ impl FlowApp {
                 }
             }
             Command::ImportCsv { name, text } => self.import_csv(&name, &text),
-            Command::Notice(text) => {
-                self.notice = Some(text);
-                self.log_notice();
-            }
-            Command::ApplyLink(hash) => self.apply_link(&hash),
+            Command::Notice(text) => self.say(text),
             Command::CopyLink { embed } => {
                 let link = self.link(embed);
                 self.notice = Some(format!(
@@ -494,10 +488,7 @@ impl FlowApp {
     pub fn export_csv(&mut self, what: Export) -> (String, String) {
         use std::fmt::Write as _;
         let step = self.step();
-        let data = match &self.settings.data {
-            DataChoice::Toy(t) => t.name().to_string(),
-            DataChoice::Drawn => "drawn".into(),
-        };
+        let data = self.settings.data.name();
         match what {
             Export::Samples => {
                 // A finished run at t = 1 is a set of samples already; else draw fresh
@@ -569,8 +560,7 @@ impl FlowApp {
                 .map(|()| format!("saved {} ({rows} rows)", path.display()))
                 .map_err(|e| format!("could not save {}: {e}", path.display()))
         };
-        self.notice = Some(result.unwrap_or_else(|e| e));
-        self.log_notice();
+        self.say(result.unwrap_or_else(|e| e));
     }
 
     /// Applies the settings an address fragment names (the rest take their defaults)
@@ -584,14 +574,8 @@ impl FlowApp {
         }
         self.embed = link.embed;
         if let Some(n) = link.notice() {
-            self.notice = Some(n);
-            self.log_notice();
+            self.say(n);
         }
-    }
-
-    /// The fragment (without `#`) for the current settings.
-    pub fn link_fragment(&self, embed: bool) -> String {
-        url::encode(&self.settings, embed)
     }
 
     /// A link to the current settings: the page's address with the settings in its
@@ -601,7 +585,13 @@ impl FlowApp {
         let base = web::page_url().unwrap_or_default();
         #[cfg(not(target_arch = "wasm32"))]
         let base = String::new();
-        format!("{base}#{}", self.link_fragment(embed))
+        format!("{base}#{}", url::encode(&self.settings, embed))
+    }
+
+    /// Shows a notice and logs it.
+    fn say(&mut self, text: String) {
+        self.notice = Some(text);
+        self.log_notice();
     }
 
     /// Writes the notice to the console (web) or stderr, for scripts and tests.
@@ -628,19 +618,20 @@ impl FlowApp {
             a.encoded = None;
             self.apply_link(&now_hash);
         }
-        let current = (self.settings.clone(), self.embed);
         let a = &mut self.address;
-        if a.encoded.as_ref() == Some(&current) {
+        let unchanged = a
+            .encoded
+            .as_ref()
+            .is_some_and(|(s, e)| *s == self.settings && *e == self.embed);
+        let too_soon = a
+            .last_write
+            .is_some_and(|t| t.elapsed().as_secs_f64() < 0.3);
+        if unchanged || too_soon {
             return;
         }
-        if a.last_write
-            .is_some_and(|t| t.elapsed().as_secs_f64() < 0.3)
-        {
-            return;
-        }
-        let fragment = url::encode(&current.0, current.1);
+        let fragment = url::encode(&self.settings, self.embed);
         a.written = web::replace_hash(&fragment).unwrap_or_else(|| format!("#{fragment}"));
-        a.encoded = Some(current);
+        a.encoded = Some((self.settings.clone(), self.embed));
         a.last_write = Some(Instant::now());
     }
 
@@ -649,17 +640,11 @@ impl FlowApp {
     pub fn import_csv(&mut self, name: &str, text: &str) {
         let parsed = crate::core::data::parse_csv(text).and_then(|pts| DataSet::user(name, pts));
         match parsed {
-            Err(e) => {
-                self.notice = Some(format!("{name}: {e}"));
-                self.log_notice();
-            }
-            Ok(d) if d.mixture.len() > MAX_IMPORTED => {
-                self.notice = Some(format!(
-                    "{name}: {} points; the window takes at most {MAX_IMPORTED}",
-                    d.mixture.len()
-                ));
-                self.log_notice();
-            }
+            Err(e) => self.say(format!("{name}: {e}")),
+            Ok(d) if d.mixture.len() > MAX_IMPORTED => self.say(format!(
+                "{name}: {} points; the window takes at most {MAX_IMPORTED}",
+                d.mixture.len()
+            )),
             Ok(d) => {
                 self.settings.drawn = d.mixture.components.iter().map(|c| c.mean).collect();
                 self.settings.data = DataChoice::Drawn;
@@ -768,7 +753,7 @@ impl FlowApp {
         self.live.gpu_heat_t = None;
         self.live.gpu_traj_pending = None;
         self.live.gpu_traj = (0, Vec::new());
-        if self.live.trainer.is_gpu() {
+        let message = if self.live.trainer.is_gpu() {
             let step = self.live.trainer.steps_done();
             match self
                 .live
@@ -777,21 +762,20 @@ impl FlowApp {
             {
                 Ok(t) => {
                     self.live.trainer = t;
-                    self.live.key = self.settings.model_key();
                     self.restart_particles();
-                    self.notice = Some(format!(
+                    format!(
                         "{problem}: training goes on with the CPU engine from the last parameters read back (step {step})"
-                    ));
+                    )
                 }
                 Err(e) => {
                     self.rebuild();
-                    self.notice = Some(format!("{problem}: the CPU engine starts over ({e})"));
+                    format!("{problem}: the CPU engine starts over ({e})")
                 }
             }
         } else {
-            self.notice = Some(format!("{problem}; the CPU engine goes on"));
-        }
-        self.log_notice();
+            format!("{problem}; the CPU engine goes on")
+        };
+        self.say(message);
     }
 
     /// Runs (or, on the GPU, queues) `n` training steps; records the losses that are
@@ -977,7 +961,7 @@ impl FlowApp {
             "particles": self.live.particles.x.len(),
             "particle_step": self.live.particles.k,
             "shown_step": self.live.shown.as_ref().map(|s| s.0),
-            "dataset": match &self.settings.data { DataChoice::Toy(t) => t.name().to_string(), DataChoice::Drawn => "drawn".into() },
+            "dataset": self.settings.data.name(),
             "running": self.running,
             "points": self.live.data.mixture.len(),
             "embed": self.embed,

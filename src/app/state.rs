@@ -19,6 +19,16 @@ pub enum DataChoice {
     Drawn,
 }
 
+impl DataChoice {
+    /// The name in menus, links and file names: the toy set's, or "drawn".
+    pub fn name(&self) -> &'static str {
+        match self {
+            DataChoice::Toy(t) => t.name(),
+            DataChoice::Drawn => "drawn",
+        }
+    }
+}
+
 /// Which learned quantity the arrows show.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ArrowKind {

@@ -91,10 +91,7 @@ fn fields() -> Vec<Field> {
     vec![
         Field {
             key: "data",
-            get: |s| match &s.data {
-                DataChoice::Toy(t) => t.name().to_string(),
-                DataChoice::Drawn => "drawn".into(),
-            },
+            get: |s| s.data.name().to_string(),
             set: |s, v| {
                 s.data = if v == "drawn" {
                     DataChoice::Drawn
