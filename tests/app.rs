@@ -19,6 +19,13 @@ fn quiet_app(settings: Settings) -> FlowApp {
     app
 }
 
+/// The app in a 1200 x 800 window without a renderer.
+fn window(settings: Settings) -> Harness<'static, FlowApp> {
+    Harness::builder()
+        .with_size([1200.0, 800.0])
+        .build_eframe(|_| quiet_app(settings))
+}
+
 fn small() -> Settings {
     Settings {
         width: 64,
@@ -31,9 +38,7 @@ fn small() -> Settings {
 
 #[test]
 fn app_starts_and_the_loss_falls() {
-    let mut h = Harness::builder()
-        .with_size([1200.0, 800.0])
-        .build_eframe(|_| quiet_app(small()));
+    let mut h = window(small());
     h.run_steps(40);
     let app = h.state();
     assert!(app.step() >= 300, "trained {} steps", app.step());
@@ -63,9 +68,7 @@ fn keyboard_pauses_and_resets() {
 
 #[test]
 fn changing_the_dataset_resets_the_model() {
-    let mut h = Harness::builder()
-        .with_size([1200.0, 800.0])
-        .build_eframe(|_| quiet_app(small()));
+    let mut h = window(small());
     h.run_steps(10);
     let trained = h.state().step();
     assert!(trained > 0);
@@ -91,9 +94,7 @@ fn changing_the_dataset_resets_the_model() {
 
 #[test]
 fn a_preset_sets_its_settings() {
-    let mut h = Harness::builder()
-        .with_size([1200.0, 800.0])
-        .build_eframe(|_| quiet_app(small()));
+    let mut h = window(small());
     h.get_by_label("Presets").click();
     h.run_steps(2);
     h.get_by_label("Score matching + SDE").click();
@@ -111,9 +112,7 @@ fn a_brush_stroke_adds_points() {
         drawn: (0..20).map(|i| [i as f32 * 0.1, 0.0]).collect(),
         ..small()
     };
-    let mut h = Harness::builder()
-        .with_size([1200.0, 800.0])
-        .build_eframe(|_| quiet_app(settings));
+    let mut h = window(settings);
     h.run_steps(2);
     h.get_by_label("Brush").click();
     h.run_steps(2);
@@ -333,9 +332,7 @@ fn share_copies_a_link_that_restores_the_settings() {
         loss: Loss::DsmEps,
         ..small()
     };
-    let mut h = Harness::builder()
-        .with_size([1200.0, 800.0])
-        .build_eframe(|_| quiet_app(settings.clone()));
+    let mut h = window(settings.clone());
     h.run_steps(2);
     h.get_by_label("Share").click();
     h.run_steps(2);
@@ -363,9 +360,7 @@ fn share_copies_a_link_that_restores_the_settings() {
 
 #[test]
 fn a_link_applies_its_settings_and_the_embed_flag_hides_the_controls() {
-    let mut h = Harness::builder()
-        .with_size([1200.0, 800.0])
-        .build_eframe(|_| quiet_app(small()));
+    let mut h = window(small());
     h.run_steps(5);
     assert!(h.query_by_label("dataset").is_some(), "controls shown");
     h.state_mut()
@@ -387,9 +382,7 @@ fn a_link_applies_its_settings_and_the_embed_flag_hides_the_controls() {
 
 #[test]
 fn a_garbage_link_names_what_it_ignored_and_keeps_training() {
-    let mut h = Harness::builder()
-        .with_size([1200.0, 800.0])
-        .build_eframe(|_| quiet_app(small()));
+    let mut h = window(small());
     h.run_steps(5);
     let before = h.state().settings.clone();
     h.state_mut()
@@ -499,9 +492,7 @@ fn a_lost_gpu_device_hands_training_to_the_cpu_engine() {
 fn share_exports_samples_and_losses_as_csv_files() {
     let dir = std::env::temp_dir().join(format!("flow-playground-export-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let mut h = Harness::builder()
-        .with_size([1200.0, 800.0])
-        .build_eframe(|_| quiet_app(small()));
+    let mut h = window(small());
     h.state_mut().export_dir = Some(dir.clone());
     h.run_steps(30);
     let step = h.state().step();
